@@ -61,6 +61,22 @@ def audit_verify() -> None:
     typer.echo("audit chain intact; chronology chain intact")
 
 
+@app.command("serve")
+def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+          port: int = typer.Option(3978, help="Port to listen on.")) -> None:
+    """Serve Slack (POST /slack/events), Teams (POST /api/messages) and GET /healthz."""
+    import uvicorn
+
+    from bot.context import configure_logging
+    from bot.server import create_app
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    store = store_or_exit()
+    uvicorn.run(create_app(settings, store), host=host, port=port, log_level="warning",
+                access_log=False)  # access logs could carry ids users typed; we log our own lines
+
+
 def main() -> None:
     try:
         app()

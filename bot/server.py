@@ -1,0 +1,47 @@
+"""The one ASGI application: Slack at POST /slack/events, Teams at POST /api/messages,
+and GET /healthz. Each transport adds its routes in `create_app`; flows never see HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot.settings import Settings
+from storage.db import Store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, store: Store) -> Starlette:
+    async def healthz(request: Request) -> JSONResponse:
+        import asyncio
+
+        try:
+            await asyncio.to_thread(store.ping)
+        except Exception:
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    routes = [Route("/healthz", healthz, methods=["GET"])]
+    startups: list = []
+    shutdowns: list = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        for fn in startups:
+            await fn()
+        try:
+            yield
+        finally:
+            for fn in shutdowns:
+                await fn()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = store
+    return app
