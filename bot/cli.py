@@ -18,6 +18,8 @@ db_app = typer.Typer(help="Database schema and keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+from bot.teams.package import teams_app  # noqa: E402  (light: no Teams SDK import)
+app.add_typer(teams_app, name="teams")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -63,18 +65,77 @@ def audit_verify() -> None:
 
 @app.command("serve")
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-          port: int = typer.Option(3978, help="Port to listen on.")) -> None:
+          port: int = typer.Option(3978, help="Port to listen on."),
+          teams_playground: bool = typer.Option(False, "--teams-playground",
+                                                help="Local Teams trial with Microsoft 365 Agents Playground: "
+                                                     "accepts UNAUTHENTICATED requests, loopback only.")) -> None:
     """Serve Slack (POST /slack/events), Teams (POST /api/messages) and GET /healthz."""
     import uvicorn
 
     from bot.context import configure_logging
     from bot.server import create_app
 
+    from bot.teams.config import teams_config
+
     settings = load_settings()
     configure_logging(settings.log_level)
+    teams_config(settings, playground=teams_playground, host=host)  # refuse early, naming what is wrong
     store = store_or_exit()
-    uvicorn.run(create_app(settings, store), host=host, port=port, log_level="warning",
+    uvicorn.run(create_app(settings, store, teams_playground=teams_playground), host=host, port=port, log_level="warning",
                 access_log=False)  # access logs could carry ids users typed; we log our own lines
+
+
+directory_app = typer.Typer(help="Schools, people and roles from a TOML file.", no_args_is_help=True)
+roster_app = typer.Typer(help="Pupils from a school MIS export (CSV).", no_args_is_help=True)
+app.add_typer(directory_app, name="directory")
+app.add_typer(roster_app, name="roster")
+
+
+@directory_app.command("load")
+def directory_load(file: Path = typer.Argument(..., help="The trust's directory file (see examples/directory.toml).")) -> None:
+    """Load a trust's directory; prints what was added, changed and removed. Safe to repeat."""
+    from storage.directory import DirectoryError, load_directory
+
+    store = store_or_exit()
+    try:
+        changes = load_directory(store, file)
+    except DirectoryError as exc:
+        fail("directory file refused, nothing loaded:\n" + "\n".join(f"  {p}" for p in exc.problems))
+    for change in changes.changes:
+        typer.echo(str(change))
+    typer.echo(changes.summary())
+
+
+@directory_app.command("show")
+def directory_show() -> None:
+    """List trusts, schools, people and their roles."""
+    from storage.directory import describe_directory
+
+    store = store_or_exit()
+    with store.session() as s:
+        lines = describe_directory(s)
+    typer.echo("\n".join(lines) if lines else "no directory loaded yet (`safeguarding-bot directory load FILE`)")
+
+
+@roster_app.command("import")
+def roster_import(file: Path = typer.Argument(..., help="Pupil CSV as exported by the MIS (see examples/roster.csv)."),
+                  school: str = typer.Option(..., "--school", help="Slug of the school the pupils belong to."),
+                  strict: bool = typer.Option(False, "--strict", help="Import nothing if any row is bad.")) -> None:
+    """Import pupils; exit 0 if every row was imported, 1 if some were skipped, 2 if refused."""
+    from storage.roster import RosterError, import_roster
+
+    store = store_or_exit()
+    try:
+        result = import_roster(store, school, file, strict=strict)
+    except RosterError as exc:
+        fail(f"refused, nothing imported: {exc}")
+    for row in result.skipped:
+        typer.echo(f"skipped {row}")
+    typer.echo(result.summary())
+    if not result.imported:
+        raise typer.Exit(2)
+    if result.skipped:
+        raise typer.Exit(1)
 
 
 def main() -> None:
