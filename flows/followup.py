@@ -16,7 +16,7 @@ from storage.people import people_with_roles
 from . import notices, schedule
 from .access import actor, concern_for, is_dsl_team, may_handle, require_handler
 from .errors import FormErrors, NotAllowed
-from .triage import dsl_team_ids
+from .triage import dsl_team_ids, handler_or_routed
 
 ANSWERS = tuple(notices.CHECKIN_ANSWERS)
 CHALLENGE_STAGES = {1: "Stage 1: discussed with the social worker",
@@ -47,7 +47,7 @@ def checkin(store: Store, person_id: int, concern_id: int, answer: str, note: st
         chain.audit(s, "concern.checkin", actor_id=person.id, concern_id=concern.id, at=now, details={"answer": answer})
         reassess = answer in ("no_change", "worse")
         if reassess:
-            for rid in _team_or_handler(s, concern):
+            for rid in _everyone_involved(s, concern):
                 if rid != person.id:
                     notices.enqueue(s, kind="reassess", recipient_id=rid, urgent=answer == "worse",
                                     dedupe_key=f"reassess:{concern.id}:{entry.seq}:{rid}",
@@ -60,7 +60,7 @@ def checkin(store: Store, person_id: int, concern_id: int, answer: str, note: st
                 "escalation_offered": reassess and concern.referrer_id == person.id}
 
 
-def _team_or_handler(s: Session, concern: Concern) -> list[int]:
+def _everyone_involved(s: Session, concern: Concern) -> list[int]:
     ids = list(concern.routed_to)
     if concern.handler_id and concern.handler_id not in ids:
         ids.append(concern.handler_id)
@@ -76,7 +76,7 @@ def still_worried(store: Store, person_id: int, concern_id: int, note: str = "",
         person = actor(s, person_id)
         concern = concern_for(s, concern_id)
         _referrer_or_team(s, person.id, concern)
-        recipients = set(_team_or_handler(s, concern)) | set(dsl_team_ids(s, concern.school_id))
+        recipients = set(_everyone_involved(s, concern)) | set(dsl_team_ids(s, concern.school_id))
         unanswered = concern.handler_id is None
         subject_is_dsl = concern.subject_person_id is not None and is_dsl_team(s, concern.subject_person_id,
                                                                                  concern.school_id)
@@ -119,7 +119,7 @@ def request_update(store: Store, person_id: int, concern_id: int, *, now: dateti
                                    kind=EntryKind.follow_up, actor_id=person.id, at=now,
                                    facts={"type": "update_requested"})
         chain.audit(s, "concern.update_requested", actor_id=person.id, concern_id=concern.id, at=now)
-        for rid in _team_or_handler(s, concern):
+        for rid in handler_or_routed(s, concern):
             notices.enqueue(s, kind="update_requested", recipient_id=rid,
                             dedupe_key=f"update:{concern.id}:{entry.seq}:{rid}", payload={"concern_id": concern.id})
         schedule.on_event(s, concern, "activity", now)

@@ -177,7 +177,7 @@ def _convert(f: Field, v: Any, tz, now: datetime) -> Any:
         except (ValueError, OverflowError, TypeError):
             raise ValueError("Give a date and time, for example 25/11/2026 14:30.") from None
         if f.not_in_future and dt > now:
-            raise ValueError("This is in the future: give when it happened or when you noticed it.")
+            raise ValueError("This is in the future: give a date and time that has already happened.")
         return dt
     if f.kind == Kind.date:
         try:

@@ -56,10 +56,12 @@ def wider_history(s: Session, concern: Concern) -> History:
 
 
 def pattern_flags(s: Session, concern: Concern, others: list[Concern]) -> list[str]:
+    from storage.models import Trust
+
     from .policy import policy_for
 
     school = s.get(School, concern.school_id)
-    pattern = policy_for(school).pattern
+    pattern = policy_for(school, s.get(Trust, school.trust_id)).pattern
     flags = []
     window_start = concern.created_at - timedelta(days=pattern.window_days)
     recent = [c for c in others if window_start <= c.created_at <= concern.created_at]

@@ -272,7 +272,7 @@ def answer_referrer_question(store: Store, referrer_id: int, concern_id: int, an
         entry = _entry(s, store, concern, EntryKind.follow_up, person.id, now, body={"answer": answer.strip()},
                        facts={"type": "referrer_answer", "question_seq": question_seq})
         chain.audit(s, "concern.question_answered", actor_id=person.id, concern_id=concern.id, at=now)
-        for rid in _team_or_handler(s, concern):
+        for rid in handler_or_routed(s, concern):
             notices.enqueue(s, kind="info_answered", recipient_id=rid, dedupe_key=f"answer:{concern.id}:{entry.seq}:{rid}",
                             payload={"concern_id": concern.id})
         _touch(concern, now)
@@ -280,7 +280,8 @@ def answer_referrer_question(store: Store, referrer_id: int, concern_id: int, an
         schedule.on_event(s, concern, "activity", now)
 
 
-def _team_or_handler(s: Session, concern: Concern) -> list[int]:
+def handler_or_routed(s: Session, concern: Concern) -> list[int]:
+    """The owner once someone has acknowledged, else everyone it was routed to."""
     if concern.handler_id:
         return [concern.handler_id]
     return list(concern.routed_to)
