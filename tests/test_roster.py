@@ -66,9 +66,11 @@ def test_sims_export_imports_with_preferred_names_uk_dates_and_siblings(store, s
 def test_other_header_spellings_and_bom(store, school, tmp_path):
     text = ("\ufeffAdmission No,First Name,Last Name,DOB,NC Year,Form,Household ID\n"
             "001234,Ada,Crane,05/06/2017,5,5C,H9\n"
-            "001235,Ben,Crane,1/2/2019,3,3C,H9\n")
+            "001235,Ben,Crane,1/2/2019,3,3C,H9\n"
+            "001236,Cal,Reed,01/10/2021 00:00:00,Reception,RA,\n")
     result = import_roster(store, school, _csv(tmp_path, text), today=TODAY)
-    assert result.added == 2 and not result.skipped, result.skipped
+    assert result.added == 3 and not result.skipped, result.skipped
+    assert (_pupils(store)["001236"].year_group, _pupils(store)["001236"].date_of_birth) == ("R", "2021-10-01")
     kids = _pupils(store)
     assert kids["001234"].name == "Ada Crane" and kids["001235"].date_of_birth == "2019-02-01"
     assert kids["001234"].family_group == kids["001235"].family_group == "H9"
