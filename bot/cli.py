@@ -130,6 +130,19 @@ def roster_import(file: Path = typer.Argument(..., help="Pupil CSV as exported b
         raise typer.Exit(1)
 
 
+@app.command("chat")
+def chat(as_: str = typer.Option(..., "--as", help="Your email in the directory, e.g. teacher@demo.school")) -> None:
+    """Report and handle concerns in the terminal (the demo school when no directory is loaded)."""
+    from bot.console import run_chat
+    from storage.demo import ensure_directory
+
+    store = store_or_exit()
+    if ensure_directory(store):
+        typer.echo("No directory was loaded, so the built-in demo school is in use "
+                   "(try teacher@demo.school, then dsl@demo.school).")
+    raise typer.Exit(run_chat(store, as_))
+
+
 def main() -> None:
     try:
         app()
