@@ -49,7 +49,7 @@ def checkin(store: Store, person_id: int, concern_id: int, answer: str, note: st
         if reassess:
             for rid in _everyone_involved(s, concern):
                 if rid != person.id:
-                    notices.enqueue(s, kind="reassess", recipient_id=rid, urgent=answer == "worse",
+                    notices.enqueue(s, at=now, kind="reassess", recipient_id=rid, urgent=answer == "worse",
                                     dedupe_key=f"reassess:{concern.id}:{entry.seq}:{rid}",
                                     payload={"concern_id": concern.id,
                                              "why": f"Check-in answer: {notices.CHECKIN_ANSWERS[answer]}."})
@@ -94,7 +94,7 @@ def still_worried(store: Store, person_id: int, concern_id: int, note: str = "",
                     details={"recipients": sorted(recipients), "to_head": to_head})
         why = "Nobody has acknowledged it yet." if unanswered else ""
         for rid in sorted(recipients):
-            notices.enqueue(s, kind="escalation", recipient_id=rid, urgent=True,
+            notices.enqueue(s, at=now, kind="escalation", recipient_id=rid, urgent=True,
                             dedupe_key=f"escalation:{concern.id}:{entry.seq}:{rid}",
                             payload={"concern_id": concern.id, "why": why})
         if concern.status == ConcernStatus.closed:
@@ -120,7 +120,7 @@ def request_update(store: Store, person_id: int, concern_id: int, *, now: dateti
                                    facts={"type": "update_requested"})
         chain.audit(s, "concern.update_requested", actor_id=person.id, concern_id=concern.id, at=now)
         for rid in handler_or_routed(s, concern):
-            notices.enqueue(s, kind="update_requested", recipient_id=rid,
+            notices.enqueue(s, at=now, kind="update_requested", recipient_id=rid,
                             dedupe_key=f"update:{concern.id}:{entry.seq}:{rid}", payload={"concern_id": concern.id})
         schedule.on_event(s, concern, "activity", now)
 

@@ -257,9 +257,9 @@ def _submit(s: Session, store: Store, referrer_id: int, raw: dict, submission_ke
                 details={"reference": concern.reference, "route": routing.route,
                          "recipients": concern.routed_to, "urgent": urgent})
     for person in routing.recipients:
-        notices.enqueue(s, kind="concern_alert", recipient_id=person.id, urgent=urgent,
+        notices.enqueue(s, at=now, kind="concern_alert", recipient_id=person.id, urgent=urgent,
                         dedupe_key=f"alert:{concern.id}:{person.id}", payload={"concern_id": concern.id})
-    notices.enqueue(s, kind="receipt", recipient_id=referrer.id, dedupe_key=f"receipt:{concern.id}",
+    notices.enqueue(s, at=now, kind="receipt", recipient_id=referrer.id, dedupe_key=f"receipt:{concern.id}",
                     payload={"concern_id": concern.id})
     schedule.on_event(s, concern, "raised", now)
     return Receipt(concern_id=concern.id, reference=concern.reference, urgent=urgent,

@@ -144,7 +144,7 @@ def acknowledge(store: Store, actor_id: int, concern_id: int, *, now: datetime |
         chain.audit(s, "concern.acknowledged", actor_id=person.id, school_id=concern.school_id,
                     concern_id=concern.id, at=now)
         for rid in concern.routed_to:
-            notices.enqueue(s, kind="alert_acknowledged", recipient_id=rid, dedupe_key=f"acked:{concern.id}:{rid}",
+            notices.enqueue(s, at=now, kind="alert_acknowledged", recipient_id=rid, dedupe_key=f"acked:{concern.id}:{rid}",
                             payload={"concern_id": concern.id, "by_id": person.id, "at": now.isoformat()})
         schedule.on_event(s, concern, "acknowledged", now)
         return {"acknowledged_by": person.name or person.email, "at": now, "already": False,
@@ -235,7 +235,7 @@ def ask_referrer(store: Store, actor_id: int, concern_id: int, question: str, *,
                        facts={"type": "question_to_referrer"})
         chain.audit(s, "concern.question_asked", actor_id=person.id, concern_id=concern.id, at=now)
         # The question travels only in the 1:1 message to the referrer, never in notification text.
-        notices.enqueue(s, kind="info_request", recipient_id=concern.referrer_id,
+        notices.enqueue(s, at=now, kind="info_request", recipient_id=concern.referrer_id,
                         dedupe_key=f"question:{concern.id}:{entry.seq}",
                         payload={"concern_id": concern.id, "by_id": person.id, "question_seq": entry.seq,
                                  "question_text": question.strip()})
@@ -273,7 +273,7 @@ def answer_referrer_question(store: Store, referrer_id: int, concern_id: int, an
                        facts={"type": "referrer_answer", "question_seq": question_seq})
         chain.audit(s, "concern.question_answered", actor_id=person.id, concern_id=concern.id, at=now)
         for rid in handler_or_routed(s, concern):
-            notices.enqueue(s, kind="info_answered", recipient_id=rid, dedupe_key=f"answer:{concern.id}:{entry.seq}:{rid}",
+            notices.enqueue(s, at=now, kind="info_answered", recipient_id=rid, dedupe_key=f"answer:{concern.id}:{entry.seq}:{rid}",
                             payload={"concern_id": concern.id})
         _touch(concern, now)
         s.add(concern)
@@ -364,7 +364,7 @@ def share_outcome(store: Store, actor_id: int, concern_id: int, text: str, *, no
         _touch(concern, now)
         s.add(concern)
         chain.audit(s, "concern.outcome_shared", actor_id=person.id, concern_id=concern.id, at=now)
-        notices.enqueue(s, kind="outcome_shared", recipient_id=concern.referrer_id,
+        notices.enqueue(s, at=now, kind="outcome_shared", recipient_id=concern.referrer_id,
                         dedupe_key=f"outcome:{concern.id}:{entry.seq}",
                         payload={"concern_id": concern.id, "by_id": person.id, "outcome_text": text.strip()})
         schedule.on_event(s, concern, "outcome_shared", now)
