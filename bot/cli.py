@@ -18,6 +18,8 @@ db_app = typer.Typer(help="Database schema and keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+from bot.teams.package import teams_app  # noqa: E402  (light: no Teams SDK import)
+app.add_typer(teams_app, name="teams")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -63,17 +65,23 @@ def audit_verify() -> None:
 
 @app.command("serve")
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-          port: int = typer.Option(3978, help="Port to listen on.")) -> None:
+          port: int = typer.Option(3978, help="Port to listen on."),
+          teams_playground: bool = typer.Option(False, "--teams-playground",
+                                                help="Local Teams trial with Microsoft 365 Agents Playground: "
+                                                     "accepts UNAUTHENTICATED requests, loopback only.")) -> None:
     """Serve Slack (POST /slack/events), Teams (POST /api/messages) and GET /healthz."""
     import uvicorn
 
     from bot.context import configure_logging
     from bot.server import create_app
 
+    from bot.teams.config import teams_config
+
     settings = load_settings()
     configure_logging(settings.log_level)
+    teams_config(settings, playground=teams_playground, host=host)  # refuse early, naming what is wrong
     store = store_or_exit()
-    uvicorn.run(create_app(settings, store), host=host, port=port, log_level="warning",
+    uvicorn.run(create_app(settings, store, teams_playground=teams_playground), host=host, port=port, log_level="warning",
                 access_log=False)  # access logs could carry ids users typed; we log our own lines
 
 

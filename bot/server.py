@@ -17,7 +17,7 @@ from storage.db import Store
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, store: Store) -> Starlette:
+def create_app(settings: Settings, store: Store, *, teams_playground: bool = False) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         import asyncio
 
@@ -41,7 +41,12 @@ def create_app(settings: Settings, store: Store) -> Starlette:
             for fn in shutdowns:
                 await fn()
 
+    from bot.teams import install_teams  # POST /api/messages (401 when Teams is off)
+
+    teams = install_teams(settings, store, routes, startups, shutdowns, playground=teams_playground)
+
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
+    app.state.teams = teams  # the Teams SDK App, or None when Teams is off
     return app
