@@ -127,6 +127,13 @@ def _read_text(path: Path) -> str:
         return raw.decode("cp1252", errors="replace")  # older SIMS exports are Windows-1252
 
 
+def _rows(reader, path: Path):
+    try:
+        yield from reader
+    except csv.Error as exc:  # e.g. a NUL byte from a spreadsheet saved in the wrong format
+        raise RosterError(f"{path}: line {reader.line_num}: not readable as CSV ({exc})") from None
+
+
 def parse_roster(path: Path, today: date | None = None) -> tuple[list[_Pupil], list[SkippedRow], set[str], int]:
     """Good pupils, skipped rows, every id seen (good or bad) and the number of data rows."""
     today = today or date.today()
@@ -135,9 +142,10 @@ def parse_roster(path: Path, today: date | None = None) -> tuple[list[_Pupil], l
     except OSError as exc:
         raise RosterError(f"{path}: cannot read: {exc.strerror}") from None
     reader = csv.reader(io.StringIO(text))
+    rows_in = _rows(reader, path)
     cols: dict[str, int] = {}
     header: list[str] = []
-    for row in reader:
+    for row in rows_in:
         cols = _columns(row)
         if all(k in cols for k in REQUIRED) and ("forename" in cols or "preferred" in cols):
             header = row
@@ -159,7 +167,7 @@ def parse_roster(path: Path, today: date | None = None) -> tuple[list[_Pupil], l
         i = cols.get(name)
         return row[i].strip() if i is not None and i < len(row) else ""
 
-    for row in reader:
+    for row in rows_in:
         line = reader.line_num
         if not any(c.strip() for c in row):
             continue

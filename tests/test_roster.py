@@ -151,6 +151,7 @@ def test_pupils_belong_to_their_school(store, school, tmp_path):
     ("Name,Class\nJo,3A\n", "no recognisable header"),
     ("", "no recognisable header"),
     ("UPN,Surname,Forename\n,X,Y\n", "no pupil rows could be imported (1 bad rows)"),
+    ("UPN,Surname,Forename\nA1,X,Y\nA2,X,Y" + "z" * 200_000 + "\n", "line 3: not readable as CSV"),
 ])
 def test_refused_files_import_nothing(store, school, tmp_path, text, message):
     import_roster(store, school, _csv(tmp_path, SIMS, name="first.csv"), today=TODAY)
