@@ -156,6 +156,10 @@ def main() -> None:
         app()
     except (SettingsError, DataKeyError, DatabaseUnavailable) as exc:
         typer.echo(str(exc), err=True)
+from bot.cpfile_cli import register as _register_cpfile  # noqa: E402  (child protection file)
+_register_cpfile(app)
+
+
         sys.exit(2)
 
 

@@ -121,6 +121,7 @@ class Concern(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("school_id", "reference", name="uq_concern_reference"),
         Index("ix_concern_school_status", "school_id", "status"),
+        Index("ix_concern_school_created", "school_id", "created_at"),  # reports by school and period
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id", index=True)
@@ -158,6 +159,9 @@ class Concern(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
     last_activity_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     submission_key: Optional[str] = Field(default=None, sa_column=Column(String(200), unique=True, nullable=True))
+    # Set on concerns imported from another school's transfer pack: {"school": {...}, "reference": ...}.
+    origin: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    redacted_at: Optional[datetime] = _when()  # content deleted under the retention policy
 
 
 class ReferenceCounter(SQLModel, table=True):
@@ -167,7 +171,8 @@ class ReferenceCounter(SQLModel, table=True):
 
 
 class ChronologyEntry(SQLModel, table=True):
-    __table_args__ = (Index("ix_chronology_concern_seq", "concern_id", "seq"),)
+    __table_args__ = (Index("ix_chronology_concern_seq", "concern_id", "seq"),
+                      Index("ix_chronology_kind_concern", "kind", "concern_id"))
     id: Optional[int] = Field(default=None, primary_key=True)
     seq: int = Field(unique=True)
     concern_id: int = Field(foreign_key="concern.id")
@@ -184,6 +189,7 @@ class ChronologyEntry(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
+    __table_args__ = (Index("ix_auditevent_child_action", "child_id", "action"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     seq: int = Field(unique=True)
     at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))

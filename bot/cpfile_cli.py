@@ -1,0 +1,187 @@
+"""CLI commands for the child protection file: chronology, export, transfer, import, report,
+qa, retention and sar. Registered on the main app by ``register(app)`` (bot/cli.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+export_app = typer.Typer(help="Export a child's file (HTML, PDF or the JSON transfer pack).", no_args_is_help=True)
+transfer_app = typer.Typer(help="Move a child protection file to a new school.", no_args_is_help=True)
+import_app = typer.Typer(help="Import a child protection file from another school.", no_args_is_help=True)
+qa_app = typer.Typer(help="Quality assurance of closed concerns.", no_args_is_help=True)
+retention_app = typer.Typer(help="Apply the retention policy.", no_args_is_help=True)
+
+AS_HELP = "Your email in the directory (you must be in the safeguarding team)."
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _store():
+    from bot.cli import store_or_exit
+
+    return store_or_exit()
+
+
+def _who(store, email: str) -> int:
+    from flows.chronology import person_id_for
+    from flows.errors import FlowError
+
+    try:
+        return person_id_for(store, email)
+    except FlowError as exc:
+        _fail(str(exc))
+
+
+def _when(text: Optional[str], *, end_of_day: bool = False) -> Optional[datetime]:
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            return datetime.combine(d, time.max if end_of_day else time.min, tzinfo=timezone.utc)
+        dt = datetime.fromisoformat(text)
+        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    except ValueError:
+        _fail(f"not a date: {text!r} (use YYYY-MM-DD or an ISO date-time)")
+
+
+def _write(out: Optional[Path], data: str | bytes) -> None:
+    if out is None:
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        else:
+            typer.echo(data)
+        return
+    if isinstance(data, bytes):
+        out.write_bytes(data)
+    else:
+        out.write_text(data, encoding="utf-8")
+    out.chmod(0o600)  # it holds a child's file
+
+
+def _flow(fn, *args, **kwargs):
+    from flows.errors import FlowError
+
+    try:
+        return fn(*args, **kwargs)
+    except FlowError as exc:
+        _fail(f"refused: {exc}")
+
+
+def chronology(child: str = typer.Argument(..., help="MIS id / UPN, or the internal child id."),
+               as_: str = typer.Option(..., "--as", help=AS_HELP)) -> None:
+    """Show one child's whole file: every concern and entry in time order, siblings linked."""
+    from flows.chronology import child_file, find_child
+
+    store = _store()
+    actor = _who(store, as_)
+    child_id = _flow(find_child, store, actor, child)
+    f = _flow(child_file, store, actor, child_id, via="cli")
+    typer.echo("\n".join(f.lines()))
+
+
+@export_app.command("child")
+def export_child(child: str = typer.Argument(..., help="MIS id / UPN, or the internal child id."),
+                 as_: str = typer.Option(..., "--as", help=AS_HELP),
+                 fmt: str = typer.Option("html", "--format", help="html | pdf | json"),
+                 out: Optional[Path] = typer.Option(None, "--out", help="File to write (default: standard output).")) -> None:
+    """Export a child's file: printable HTML, PDF, or the JSON transfer pack."""
+    from flows import transfer
+    from flows.chronology import child_file, find_child
+
+    if fmt not in ("html", "pdf", "json"):
+        _fail("--format must be html, pdf or json")
+    store = _store()
+    actor = _who(store, as_)
+    child_id = _flow(find_child, store, actor, child)
+    if fmt == "json":
+        pack = _flow(transfer.export_pack, store, actor, child_id, fmt="json")
+        _write(out, json.dumps(pack, indent=2, ensure_ascii=False))
+        if out:
+            typer.echo(f"wrote {out} (sha256 {pack['content_sha256']})")
+        return
+    from bot import cpfile_render
+
+    f = _flow(child_file, store, actor, child_id, via=f"export-{fmt}")
+    _flow(transfer.record_export, store, actor, child_id, fmt)
+    data = cpfile_render.child_file_html(f) if fmt == "html" else cpfile_render.child_file_pdf(f)
+    _write(out, data)
+    if out:
+        typer.echo(f"wrote {out}")
+
+
+@transfer_app.command("send")
+def transfer_send(child: str = typer.Argument(..., help="MIS id / UPN, or the internal child id."),
+                  to: str = typer.Option(..., "--to", help="The receiving school's name."),
+                  as_: str = typer.Option(..., "--as", help=AS_HELP),
+                  out: Optional[Path] = typer.Option(None, "--out", help="Where to write the pack (JSON).")) -> None:
+    """Export the transfer pack and record that it was sent; nudges you until receipt is confirmed."""
+    from flows import transfer
+    from flows.chronology import find_child
+
+    store = _store()
+    actor = _who(store, as_)
+    child_id = _flow(find_child, store, actor, child)
+    sent = _flow(transfer.send, store, actor, child_id, to)
+    path = out or Path(f"transfer-{sent.transfer_id}.json")
+    _write(path, json.dumps(sent.pack, indent=2, ensure_ascii=False))
+    typer.echo(f"transfer {sent.transfer_id}: pack written to {path} (sha256 {sent.pack['content_sha256']}); "
+               f"send it securely, separately from the main pupil file. "
+               f"Receipt should be confirmed by {sent.due:%d/%m/%Y}: "
+               f"safeguarding-bot transfer confirm {sent.transfer_id} --by \"name, role\" --as EMAIL")
+
+
+@transfer_app.command("confirm")
+def transfer_confirm(transfer_id: int = typer.Argument(..., help="The transfer number given by `transfer send`."),
+                     by: str = typer.Option(..., "--by", help="Who at the receiving school confirmed receipt (name, role)."),
+                     as_: str = typer.Option(..., "--as", help=AS_HELP),
+                     at: Optional[str] = typer.Option(None, "--at", help="When they confirmed (default: now).")) -> None:
+    """Record the receiving school's confirmation of receipt."""
+    from flows import transfer
+
+    store = _store()
+    actor = _who(store, as_)
+    done = _flow(transfer.confirm, store, actor, transfer_id, by, at=_when(at))
+    typer.echo(f"transfer {done['transfer_id']} confirmed by {done['confirmed_by']} at {done['confirmed_at']:%d/%m/%Y %H:%M}")
+
+
+@import_app.command("child")
+def import_child(file: Path = typer.Argument(..., help="The transfer pack (JSON)."),
+                 school: str = typer.Option(..., "--school", help="Slug of the receiving school."),
+                 as_: str = typer.Option(..., "--as", help=AS_HELP)) -> None:
+    """Import a transfer pack: schema and hash checked first; refused whole, or imported whole."""
+    from flows import transfer
+    from flows.errors import FlowError
+
+    store = _store()
+    actor = _who(store, as_)
+    try:
+        pack = transfer.load_pack_file(file)
+        got = transfer.import_pack(store, actor, pack, school)
+    except FlowError as exc:
+        _fail(f"refused, nothing imported: {exc}")
+    msg = f"imported {got.concerns} concern(s), {got.entries} chronology entries as child id {got.child_id}"
+    if got.siblings_linked:
+        msg += f"; linked to {len(got.siblings_linked)} sibling(s) on this roll"
+    if got.siblings_not_here:
+        msg += f"; {got.siblings_not_here} sibling(s) not on this roll"
+    if got.confirmed_transfer:
+        msg += f"; confirmed transfer {got.confirmed_transfer}"
+    typer.echo(msg)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("chronology")(chronology)
+    app.add_typer(export_app, name="export")
+    app.add_typer(transfer_app, name="transfer")
+    app.add_typer(import_app, name="import")
