@@ -9,6 +9,8 @@ import textwrap
 from datetime import date, datetime, timezone
 from typing import Any, Callable
 
+from sqlalchemy.exc import DBAPIError
+
 from flows import followup, notices, queries, report, triage
 from flows.errors import FlowError, FormErrors
 from flows.forms import Field, Form, Kind
@@ -78,19 +80,32 @@ class Console:
     def is_dsl(self) -> bool:
         return queries.is_dsl_team(self.store, self.person.id)
 
+    def guarded(self, fn: Callable[[], None]) -> None:
+        """A database that goes away mid-conversation: say so plainly; nothing half-saved."""
+        try:
+            fn()
+        except DBAPIError:
+            self.say("The database cannot be reached just now, so nothing was saved. Try again in a moment; "
+                     "if a child is in danger, call 999 and find the DSL in person.")
+
     def main_menu(self) -> None:
         self.heading("What would you like to do?")
         options = [("report", "Report a safeguarding concern"), ("mine", "My reports (status, outcomes, follow up)"),
                    ("inbox", "My notices")]
-        queue = queries.dsl_queue(self.store, self.person.id)
-        if self.is_dsl() or queue.awaiting_ack or queue.open:
+        try:
+            queue = queries.dsl_queue(self.store, self.person.id)
+            dsl = self.is_dsl()
+        except DBAPIError:
+            queue, dsl = queries.Queue([], [], []), False
+            self.say("(The database cannot be reached just now.)")
+        if dsl or queue.awaiting_ack or queue.open:
             n = len(queue.awaiting_ack)
             options.insert(0, ("queue", f"Safeguarding queue ({n} awaiting acknowledgement, {len(queue.open)} open, "
                                         f"{len(queue.overdue)} overdue)"))
         options.append(("help", "Help"))
         choice = self.choose("Choose:", options, allow_back=False)
-        {"report": self.report_flow, "mine": self.my_reports, "inbox": lambda: self.show_inbox(all_=True),
-         "queue": self.queue, "help": self.help}[choice]()
+        self.guarded({"report": self.report_flow, "mine": self.my_reports, "inbox": lambda: self.show_inbox(all_=True),
+         "queue": self.queue, "help": self.help}[choice])
 
     def help(self) -> None:
         self.heading("Help")
@@ -291,7 +306,8 @@ class Console:
     def queue(self) -> None:
         q = queries.dsl_queue(self.store, self.person.id)
         self.heading("Safeguarding queue")
-        items = [(str(i.concern_id), f"{i.reference}  {'URGENT ' if i.urgent else ''}{'awaiting acknowledgement' if i.handler_id is None else i.status}"
+        items = [(str(i.concern_id), f"{i.reference}  {'URGENT ' if i.urgent else ''}"
+                                     f"{'awaiting acknowledgement' if i.handler_id is None else i.status + ', handled by ' + (i.handler_name or '?')}"
                                      f"{'  OVERDUE' if i.overdue else ''}") for i in q.awaiting_ack + q.open]
         if not items:
             self.say("Nothing open.")

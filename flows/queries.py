@@ -78,6 +78,7 @@ class QueueItem:
     status: str
     handler_id: int | None
     overdue: bool
+    handler_name: str | None = None  # so the rest of the team sees who owns it
 
 
 @dataclass
@@ -102,8 +103,13 @@ def dsl_queue(store: Store, person_id: int, *, now: datetime | None = None) -> Q
             late = set(s.exec(select(Nudge.concern_id).where(Nudge.concern_id.in_(ids), Nudge.state == "pending",
                                                              Nudge.due_at <= now)))
             late |= {c.id for c in rows if c.review_date and c.review_date < now.date()}
-        items = [QueueItem(c.id, c.reference, c.created_at, c.urgent, c.status, c.handler_id, c.id in late)
-                 for c in rows]
+        names = {}
+        for c in rows:
+            if c.handler_id and c.handler_id not in names:
+                h = s.get(Person, c.handler_id)
+                names[c.handler_id] = (h.name or h.email) if h else None
+        items = [QueueItem(c.id, c.reference, c.created_at, c.urgent, c.status, c.handler_id, c.id in late,
+                           names.get(c.handler_id)) for c in rows]
         return Queue(awaiting_ack=[i for i in items if i.handler_id is None],
                      open=[i for i in items if i.handler_id is not None], overdue=[i for i in items if i.overdue])
 

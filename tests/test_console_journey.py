@@ -5,6 +5,7 @@ outcome shared -> check-in -> escalation -> close.
 Each test takes the `store` fixture so the test database is migrated first, as
 `safeguarding-bot db upgrade` does for PostgreSQL (SQLite files upgrade themselves)."""
 
+import pytest
 from sqlmodel import select
 
 from storage.models import ChronologyEntry, Concern
@@ -99,3 +100,37 @@ def test_immediate_danger_advice_is_the_first_thing_shown(store, cli_env, tmp_pa
 def test_unknown_person_is_told_whom_to_ask(store, cli_env, tmp_path):
     r = run_cli(["chat", "--as", "stranger@nowhere.test"], cli_env, cwd=tmp_path, input="")
     assert r.returncode == 2 and "not in the school directory" in r.stdout
+
+
+def test_database_down_mid_report_is_told_and_nothing_half_saved(store, world_demo):
+    """The database goes away between filling in the form and sending it."""
+    from bot.console import Console
+    from flows import queries
+
+    teacher = queries.who(store, email="teacher@demo.school")
+    script = iter(["1", "n", "ava", "1", "24/11/2026 12:40", "Hall", "1",
+                   "At 12:40 Ava had a red mark round her left wrist.", "", "", "", "", "", "1", "y", "quit"])
+    out = []
+
+    def read(prompt):
+        answer = next(script)
+        if prompt.startswith("Send it now?"):
+            store.engine.dispose()
+            dbapi = store.engine.dialect.dbapi
+
+            def refuse(*a, **k):
+                raise dbapi.OperationalError("connection refused")
+
+            store.engine.pool._creator = refuse  # every new connection now fails, as when the server is down
+        return answer
+
+    Console(store, teacher, read=read, write=out.append).run()
+    text = "\n".join(out)
+    assert "cannot be reached" in text and "nothing was saved" in text and "Sent —" not in text
+
+
+@pytest.fixture
+def world_demo(store):
+    from storage.demo import ensure_directory
+
+    assert ensure_directory(store)
