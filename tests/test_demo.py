@@ -60,3 +60,24 @@ def test_demo_is_not_loaded_when_a_directory_exists(store):
     assert ensure_directory(store) is False
     with store.session() as s:
         assert [x.slug for x in s.exec(select(School))] == ["riverside"]
+
+
+def test_two_processes_starting_at_once_load_the_demo_once(store):
+    # Several replicas may start together on one PostgreSQL database.
+    import threading
+
+    barrier = threading.Barrier(2)
+    results = []
+
+    def start():
+        barrier.wait()
+        results.append(ensure_directory(store))
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == [False, True]
+    with store.session() as s:
+        assert len(list(s.exec(select(School)))) == 1 and len(list(s.exec(select(Child)))) == 12
