@@ -54,3 +54,37 @@ class ConsoleTransport:
 
     def deliver(self, store: Store, msg: OutboxMessage, notice: Notice, person: Person) -> dict:
         return {"inbox": True}
+
+
+PLATFORM_TRANSPORTS = ("bot.slack.delivery", "bot.teams.delivery")
+
+
+def transports(settings, store: Store) -> list[Transport]:
+    """The transports the worker tries, in order: each platform module that exists and whose
+    ``build_transport(settings, store)`` returns one (None: that platform is not configured),
+    then the console, which reaches everyone (their `safeguarding-bot chat` inbox)."""
+    import importlib
+    import logging
+
+    log = logging.getLogger(__name__)
+    found: list[Transport] = []
+    for name in PLATFORM_TRANSPORTS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):  # the module (or its package) is not written yet
+                continue
+            raise
+        build = getattr(module, "build_transport", None)
+        if build is None:
+            continue
+        try:
+            transport = build(settings, store)
+        except Exception as exc:  # a misconfigured platform must not stop the other routes
+            log.error("transport %s could not start (%s): its recipients fall through to the next route",
+                      name, type(exc).__name__)
+            continue
+        if transport is not None:
+            found.append(transport)
+    found.append(ConsoleTransport())
+    return found

@@ -26,3 +26,6 @@ def rule(fn):
 def on_event(s: Session, concern: Concern, event: str, now: datetime, **info) -> None:
     for fn in _RULES:
         fn(s, concern, event, now, info)
+
+
+from . import nudge_rules  # noqa: E402,F401  (registers the nudge rules)

@@ -242,6 +242,10 @@ class OutboxMessage(SQLModel, table=True):
     platform_ref: dict = _json()  # where it landed (channel + ts, conversation + activity id)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     sent_at: Optional[datetime] = _when()
+    # The worker holding a delivery attempt (bot/worker.py). A claim moves next_attempt_at
+    # forward by the lease, so a crashed worker's claims come back when it passes.
+    claimed_by: Optional[str] = Field(default=None, sa_column=Column(String(100), nullable=True))
+    claimed_at: Optional[datetime] = _when()
 
 
 class IdempotencyKey(SQLModel, table=True):
