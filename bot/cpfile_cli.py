@@ -185,3 +185,37 @@ def register(app: typer.Typer) -> None:
     app.add_typer(export_app, name="export")
     app.add_typer(transfer_app, name="transfer")
     app.add_typer(import_app, name="import")
+    app.command("report")(report)
+
+
+def report(school: Optional[str] = typer.Option(None, "--school", help="One school's slug (default: every school, "
+                                                                      "small numbers suppressed)."),
+           from_: Optional[str] = typer.Option(None, "--from", help="First day (YYYY-MM-DD), by date raised."),
+           to: Optional[str] = typer.Option(None, "--to", help="Last day (YYYY-MM-DD), inclusive."),
+           fmt: str = typer.Option("table", "--format", help="table | csv | json | html"),
+           now: Optional[str] = typer.Option(None, "--now", help="Count overdue items as of this time (default: now)."),
+           out: Optional[Path] = typer.Option(None, "--out", help="File to write (default: standard output).")) -> None:
+    """Concerns by category, month and school; timings; decisions; overdue and statutory misses;
+    repeated concerns; worrying check-ins; the trust roll-up."""
+    from datetime import timedelta
+
+    from bot import report_render
+    from flows import analytics
+
+    if fmt not in ("table", "csv", "json", "html"):
+        _fail("--format must be table, csv, json or html")
+    store = _store()
+    end = _when(to)
+    if end is not None and to and len(to) == 10:
+        end = end + timedelta(days=1)
+    try:
+        data = analytics.build_report(store, school=school, start=_when(from_), end=end, now=_when(now))
+    except LookupError as exc:
+        _fail(str(exc).strip("'\""))
+    text = report_render.render(data, fmt)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
