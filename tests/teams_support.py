@@ -219,6 +219,7 @@ class MicrosoftFake:
         self.keys = TestKeys()       # Bot Framework channel keys
         self.entra_keys = TestKeys()  # Entra ID keys of our tenant (no endorsements)
         self.jwks_delay = 0.0
+        self.jwks_status = 200
         self.token_down = False
         self.requests: list[tuple[str, str, str]] = []  # (host, method, path)
         self.connects: list[str] = []
@@ -263,6 +264,8 @@ class MicrosoftFake:
         if host == "login.botframework.com" and path_only == "/v1/.well-known/keys":
             if self.jwks_delay:
                 time.sleep(self.jwks_delay)
+            if self.jwks_status != 200:
+                return self.jwks_status, {"error": "unavailable"}, None
             return 200, self.keys.jwks(), None
         if host == "login.microsoftonline.com":
             base = f"https://login.microsoftonline.com/{t}"

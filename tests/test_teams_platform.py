@@ -317,11 +317,13 @@ def test_playground_refuses_sdk_credentials_from_a_dotenv(store, tmp_path, monke
         build_teams_app(load_settings(database_url=store.url), store, playground=True)
 
 
-def test_playground_accepts_unauthenticated_and_talks_only_to_loopback(store, connector):
+def test_playground_accepts_unauthenticated_and_talks_only_to_loopback(store, connector, caplog):
     from bot.server import create_app
     from bot.teams.client import OutboundRefused, send_to_person
 
+    caplog.set_level(logging.INFO, logger="bot.teams")
     app = create_app(load_settings(database_url=store.url), store, teams_playground=True)
+    assert any("UNAUTHENTICATED" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
     teams = app.state.teams
 
     @teams.on_message
@@ -552,3 +554,51 @@ def test_retry_after_parsing():
     assert 0 <= retry_after_seconds(resp("Wed, 21 Oct 2015 07:28:00 GMT"), 1) <= 0.01
     assert 1 <= retry_after_seconds(resp(None), 1) < 1.5
     assert retry_after_seconds(resp(None), 10) <= MAX_WAIT_SECONDS
+
+
+def test_sdk_client_secret_from_the_environment_cannot_replace_ours(store, monkeypatch):
+    from bot.teams.app import build_teams_app
+
+    monkeypatch.setenv("CLIENT_SECRET", "from-a-stray-dotenv")
+    with pytest.raises(SettingsError, match="CLIENT_SECRET"):
+        build_teams_app(teams_settings(store), store)
+
+
+def test_key_endpoint_down_answers_503_and_processes_nothing(bot, ms, connector):
+    ms.jwks_status = 500
+    r = post(bot, message_activity(connector.service_url), ms.keys.mint(ms.kid, service_url=connector.service_url))
+    assert r.status_code == 503
+    assert bot.received == [] and connector.calls == []
+    ms.jwks_status = 200  # back up: the next request fetches again
+    r = post(bot, message_activity(connector.service_url), ms.keys.mint(ms.kid, service_url=connector.service_url))
+    assert r.status_code == 200
+
+
+def test_an_invoke_gets_the_handlers_typed_response_as_the_http_body(bot, ms, connector):
+    from microsoft_teams.api import AdaptiveCardActionMessageResponse
+
+    @bot.teams.on_card_action_execute("acknowledge")
+    async def on_ack(ctx):
+        return AdaptiveCardActionMessageResponse(value="Acknowledged")
+
+    invoke = message_activity(connector.service_url, type="invoke", name="adaptiveCard/action",
+                              value={"action": {"type": "Action.Execute", "verb": "acknowledge",
+                                                "data": {"action": "acknowledge"}}, "trigger": "manual"})
+    invoke.pop("text")
+    r = post(bot, invoke, ms.keys.mint(ms.kid, service_url=connector.service_url))
+    assert r.status_code == 200
+    assert r.json() == {"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+                        "value": "Acknowledged"}
+
+
+def test_an_entra_token_of_our_tenant_bound_to_the_service_url_passes_our_checks_and_the_sdks(bot, ms, connector):
+    """Agent 365 style: issuer login.microsoftonline.com/<our tenant>, serviceurl claim, and the SDK's
+    own caller check (azp = the Agent 365 platform) all satisfied -> processed."""
+    kid = ms.entra_keys.add(endorsements=None)
+    token = ms.entra_keys.mint(kid, service_url=connector.service_url,
+                               iss=f"https://login.microsoftonline.com/{TENANT_ID}/v2.0", tid=TENANT_ID,
+                               azp="5a807f24-c9de-44ee-a3a7-329e88a00ffc")
+    activity = message_activity(connector.service_url)
+    assert post(bot, activity, token).status_code == 200
+    assert bot.received == [activity["id"]]
+    assert ms.count("login.microsoftonline.com", f"/{TENANT_ID}/discovery/v2.0/keys") == 1

@@ -7,6 +7,7 @@ at import) is passed explicitly: authentication, credentials, cloud, service URL
 from __future__ import annotations
 
 import logging
+import sys
 from types import SimpleNamespace
 
 import httpx
@@ -84,8 +85,12 @@ def _build(cfg: TeamsConfig):
             raise SettingsError("configuration error: --teams-playground refuses to start: the Teams SDK found "
                                 "credentials in CLIENT_ID / CLIENT_SECRET / TENANT_ID (environment or .env)")
     else:
-        app = App(client_id=cfg.app_id, tenant_id=cfg.tenant_id,
-                  token=MsalTokenSource(cfg.app_id, cfg.app_password, cfg.tenant_id), **common)
+        source = MsalTokenSource(cfg.app_id, cfg.app_password, cfg.tenant_id)
+        app = App(client_id=cfg.app_id, tenant_id=cfg.tenant_id, token=source, **common)
+        # The SDK prefers CLIENT_SECRET (environment or .env) over our token source: refuse that.
+        if getattr(app.credentials, "token", None) is not source:
+            raise SettingsError("configuration error: CLIENT_SECRET is set in the environment or a .env file and "
+                                "would replace TEAMS_APP_PASSWORD in the Teams SDK; unset it")
     app.safeguarding = SimpleNamespace(config=cfg, guard=guard, adapter=adapter, keys_http=keys_http)
     cap_sdk_loggers()
     return app
@@ -113,6 +118,9 @@ def install_teams(settings: Settings, store, routes: list, startups: list, shutd
         routes.append(Route(MESSAGING_PATH, StarletteAdapter().endpoint, methods=["POST"]))
         return None
     if playground:
+        if not log.isEnabledFor(logging.WARNING):  # loud whatever the log level
+            print("TEAMS PLAYGROUND MODE: POST /api/messages accepts UNAUTHENTICATED requests (loopback only)",
+                  file=sys.stderr)
         for line in ("!" * 78,
                      "!! TEAMS PLAYGROUND MODE: POST /api/messages accepts UNAUTHENTICATED requests.",
                      "!! For a local trial with Microsoft 365 Agents Playground only; loopback only,",
