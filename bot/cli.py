@@ -66,6 +66,9 @@ def audit_verify() -> None:
 @app.command("serve")
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
           port: int = typer.Option(3978, help="Port to listen on."),
+          no_worker: bool = typer.Option(False, "--no-worker",
+                                         help="Do not run the nudge/outbox worker in this process "
+                                              "(run `safeguarding-bot worker` separately)."),
           teams_playground: bool = typer.Option(False, "--teams-playground",
                                                 help="Local Teams trial with Microsoft 365 Agents Playground: "
                                                      "accepts UNAUTHENTICATED requests, loopback only.")) -> None:
@@ -81,8 +84,13 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     configure_logging(settings.log_level)
     teams_config(settings, playground=teams_playground, host=host)  # refuse early, naming what is wrong
     store = store_or_exit()
+    from bot.worker import start_background_worker
+
+    background = None if no_worker else start_background_worker(store, settings)
     uvicorn.run(create_app(settings, store, teams_playground=teams_playground), host=host, port=port, log_level="warning",
                 access_log=False)  # access logs could carry ids users typed; we log our own lines
+    if background is not None:
+        background.stop()
 
 
 directory_app = typer.Typer(help="Schools, people and roles from a TOML file.", no_args_is_help=True)
@@ -151,15 +159,40 @@ def chat(as_: str = typer.Option(..., "--as", help="Your email in the directory,
     raise typer.Exit(run_chat(store, as_))
 
 
+from bot.cpfile_cli import register as _register_cpfile  # noqa: E402  (child protection file)
+_register_cpfile(app)
+
+
+nudges_app = typer.Typer(help="Reminders and escalations waiting to fire.", no_args_is_help=True)
+app.add_typer(nudges_app, name="nudges")
+
+
+@app.command("worker")
+def worker_command(once: bool = typer.Option(False, "--once", help="Process everything due, then exit."),
+                   now: str = typer.Option(None, "--now", help="With --once: the instant to run at, ISO 8601 with "
+                                                               "a UTC offset, e.g. 2026-11-24T13:00:00Z."),
+                   poll: float = typer.Option(5.0, "--poll", help="Seconds between passes when running on.")) -> None:
+    """Fire due nudges and deliver the outbox; runs until stopped (SIGINT/SIGTERM) unless --once."""
+    from bot.worker import run_command
+
+    settings = load_settings()
+    run_command(store_or_exit(), settings, once=once, now=now, poll=poll, fail=fail)
+
+
+@nudges_app.command("list")
+def nudges_list(as_json: bool = typer.Option(False, "--json", help="One JSON array."),
+                limit: int = typer.Option(200, "--limit", help="At most this many, soonest first.")) -> None:
+    """Pending nudges with their due times, kind, reference and recipients (no concern content)."""
+    from bot.worker import list_command
+
+    list_command(store_or_exit(), as_json=as_json, limit=limit)
+
+
 def main() -> None:
     try:
         app()
     except (SettingsError, DataKeyError, DatabaseUnavailable) as exc:
         typer.echo(str(exc), err=True)
-from bot.cpfile_cli import register as _register_cpfile  # noqa: E402  (child protection file)
-_register_cpfile(app)
-
-
         sys.exit(2)
 
 

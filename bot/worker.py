@@ -347,3 +347,69 @@ class BackgroundWorker:
     def stop(self, timeout: float = 30) -> None:
         self.stop_event.set()
         self.thread.join(timeout)
+
+
+def start_background_worker(store: Store, settings) -> BackgroundWorker:
+    return BackgroundWorker(Worker(store, settings=settings)).start()
+
+
+# --- the commands (bot/cli.py) -------------------------------------------------------------
+
+def parse_now(value: str) -> datetime:
+    """An ISO 8601 instant with its UTC offset ('Z' or +00:00); naive times are refused because
+    they are ambiguous across BST and GMT."""
+    at = datetime.fromisoformat(value.strip())
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("no UTC offset")
+    return at
+
+
+def run_command(store: Store, settings, *, once: bool, now: str | None, poll: float, fail) -> None:
+    import signal
+
+    import typer
+
+    from bot.context import configure_logging
+
+    configure_logging(settings.log_level)
+    if now is not None and not once:
+        fail("--now needs --once: a running worker follows the clock")
+    at = None
+    if now is not None:
+        try:
+            at = parse_now(now)
+        except ValueError:
+            fail(f"--now {now!r} is not an ISO 8601 instant with a UTC offset, e.g. 2026-11-24T13:00:00Z")
+    worker = Worker(store, settings=settings, config=WorkerConfig(poll_interval=poll))
+    if once:
+        counts = worker.run_once(at)
+        typer.echo(counts.line())
+        return
+    stop = threading.Event()
+
+    def _stop(signum, _frame):
+        log.info("worker %s: signal %s, stopping after the current message", worker.worker_id, signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    run_forever(worker, stop)
+
+
+def list_command(store: Store, *, as_json: bool, limit: int) -> None:
+    import json
+
+    import typer
+
+    with store.session() as s:
+        rows = nudge_rules.pending(s, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        typer.echo("no pending nudges")
+        return
+    for r in rows:
+        due = datetime.fromisoformat(r["due_at"]).strftime("%Y-%m-%d %H:%M UTC")
+        what = f"{r['kind']}" + (f" ({r['what']})" if r["what"] else "") + (" URGENT" if r["urgent"] else "")
+        typer.echo(f"{due}  {r['reference'] or '-':<14} {what:<40} {', '.join(r['recipients']) or '-'}")
