@@ -186,6 +186,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(transfer_app, name="transfer")
     app.add_typer(import_app, name="import")
     app.command("report")(report)
+    app.add_typer(qa_app, name="qa")
+    app.add_typer(retention_app, name="retention")
+    app.command("sar")(sar)
 
 
 def report(school: Optional[str] = typer.Option(None, "--school", help="One school's slug (default: every school, "
@@ -219,3 +222,109 @@ def report(school: Optional[str] = typer.Option(None, "--school", help="One scho
         out.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {out}")
 
+
+
+@qa_app.command("sample")
+def qa_sample(as_: str = typer.Option(..., "--as", help="Your email (safeguarding team or trust safeguarding officer)."),
+              school: Optional[str] = typer.Option(None, "--school", help="One school's slug (default: all you oversee)."),
+              n: int = typer.Option(5, "--n", help="How many closed concerns to sample."),
+              seed: Optional[int] = typer.Option(None, "--seed", help="Random seed, to repeat a sample.")) -> None:
+    """Sample closed concerns, not reviewed before, for quality assurance."""
+    from flows import qa
+
+    store = _store()
+    actor = _who(store, as_)
+    ids = _flow(qa.sample, store, actor, school=school, n=n, seed=seed)
+    if not ids:
+        typer.echo("no closed concerns left to sample")
+        return
+    from sqlmodel import select
+
+    from storage.models import Concern, QaReview
+    with store.session() as s:
+        for rid in ids:
+            r = s.get(QaReview, rid)
+            typer.echo(f"review {rid}: {s.get(Concern, r.concern_id).reference}")
+    typer.echo(f"score each with: safeguarding-bot qa score REVIEW_ID --as {as_}")
+
+
+@qa_app.command("score")
+def qa_score(review_id: int = typer.Argument(..., help="The review number from `qa sample`."),
+             as_: str = typer.Option(..., "--as", help="Your email (the reviewer)."),
+             set_: list[str] = typer.Option([], "--set", help="Override an item: ITEM=0 or ITEM=1 (repeatable)."),
+             notes: Optional[str] = typer.Option(None, "--notes", help="The reviewer's notes (kept encrypted).")) -> None:
+    """Score a sampled concern on the checklist: automatic where it can be, your overrides on top."""
+    from flows import qa
+
+    overrides = {}
+    for item in set_:
+        key, sep, value = item.partition("=")
+        if not sep or value not in ("0", "1"):
+            _fail(f"--set {item!r}: use ITEM=0 or ITEM=1, ITEM one of {', '.join(qa.ITEMS)}")
+        overrides[key.strip()] = int(value)
+    store = _store()
+    actor = _who(store, as_)
+    review = _flow(qa.score, store, actor, review_id, overrides=overrides, notes=notes)
+    labels = dict(qa.CHECKLIST)
+    for item in qa.ITEMS:
+        v = review.scores[item]
+        how = "auto" if v["auto"] else f"reviewer (auto said {v['auto_score']})"
+        typer.echo(f"  [{'x' if v['score'] else ' '}] {labels[item]} — {v['why']} ({how})")
+    typer.echo(f"review {review.id}: {review.total}/{len(qa.ITEMS)}")
+
+
+@qa_app.command("report")
+def qa_report_cmd(school: Optional[str] = typer.Option(None, "--school", help="One school's slug."),
+                  fmt: str = typer.Option("table", "--format", help="table | json")) -> None:
+    """QA scores per school and over time."""
+    from flows import qa
+
+    store = _store()
+    data = qa.qa_report(store, school=school)
+    if fmt == "json":
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo("QA by school (mean score out of 6; pass rate per checklist item)")
+    for slug, row in data["schools"].items():
+        rates = " ".join(f"{k}={'—' if v is None else f'{v:.0%}'}" for k, v in row["pass_rate"].items())
+        typer.echo(f"  {slug:<16} sampled {row['sampled']:>3} scored {row['scored']:>3} "
+                   f"mean {'—' if row['mean_total'] is None else row['mean_total']}  {rates}")
+    typer.echo("QA over time (month scored)")
+    for month, row in data["months"].items():
+        typer.echo(f"  {month}  scored {row['scored']:>3}  mean {row['mean_total']}")
+
+
+@retention_app.command("run")
+def retention_run(dry_run: bool = typer.Option(False, "--dry-run", help="List what would be deleted; change nothing."),
+                  now: Optional[str] = typer.Option(None, "--now", help="Apply the policy as of this date."),
+                  as_: Optional[str] = typer.Option(None, "--as", help="Your email, recorded in the audit trail.")) -> None:
+    """Delete the content of records past their retention date (the audit chain stays verifiable)."""
+    from flows import retention
+
+    store = _store()
+    actor = _who(store, as_) if as_ else None
+    try:
+        result = retention.run(store, now=_when(now), dry_run=dry_run, actor_id=actor)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo("\n".join(result.lines()))
+
+
+def sar(email: Optional[str] = typer.Option(None, "--email", help="A member of staff's email."),
+        child: Optional[str] = typer.Option(None, "--child", help="A pupil's MIS id / UPN or internal id."),
+        out: Path = typer.Option(..., "--out", help="File to write (JSON)."),
+        as_: str = typer.Option(..., "--as", help="Your email (safeguarding team or trust safeguarding officer).")) -> None:
+    """Subject access export: everything held about one person, for review before disclosure."""
+    from flows import sar as sar_flow
+    from flows.chronology import find_child
+
+    if bool(email) == bool(child):
+        _fail("give exactly one of --email or --child")
+    store = _store()
+    actor = _who(store, as_)
+    if child:
+        doc = _flow(sar_flow.child_export, store, actor, _flow(find_child, store, actor, child))
+    else:
+        doc = _flow(sar_flow.person_export, store, actor, email)
+    _write(out, json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+    typer.echo(f"wrote {out}: review and redact other people's information before disclosure")
