@@ -416,6 +416,52 @@ class ServerThread:
         self._thread.join(10)
 
 
+class ServeProcess:
+    """`safeguarding-bot serve` as a subprocess on a free loopback port; waits for /healthz.
+    `env` must hold DATABASE_URL etc. (the `cli_env` fixture; use the `store` fixture too so that
+    a PostgreSQL test schema is migrated)."""
+
+    def __init__(self, env: dict, cwd: Path, *args: str, timeout: float = 30.0):
+        self.port = free_port()
+        self.env, self.cwd, self.args, self.timeout = env, cwd, args, timeout
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        import httpx
+
+        self.proc = subprocess.Popen(["safeguarding-bot", "serve", "--port", str(self.port), *self.args],
+                                     env=self.env, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        deadline = time.monotonic() + self.timeout
+        with httpx.Client(trust_env=False) as c:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"serve exited: {self.proc.stderr.read()}")
+                try:
+                    if c.get(self.url + "/healthz").status_code == 200:
+                        return self
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError("serve did not become healthy")
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for stream in (self.proc.stdout, self.proc.stderr) if self.proc else ():
+            stream.close()
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import subprocess
-import sys
 import threading
 import time
 
@@ -18,7 +17,7 @@ from sqlmodel import select
 from bot.settings import SettingsError, load_settings
 from storage.models import AuditEvent, ConversationRef, Person, Trust
 from tests.teams_support import (APP_ID, APP_PASSWORD, OTHER_TENANT_ID, TENANT_ID, FakeConnector, MicrosoftFake,
-                                 ServerThread, free_port, message_activity, wait_for)
+                                 ServeProcess, ServerThread, free_port, message_activity, wait_for)
 
 TEAMS_ENV = ("TEAMS_APP_ID", "TEAMS_APP_PASSWORD", "TEAMS_TENANT_ID", "CLIENT_ID", "CLIENT_SECRET", "TENANT_ID",
              "MANAGED_IDENTITY_CLIENT_ID", "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS", "SERVICE_URL", "CLOUD")
@@ -355,25 +354,6 @@ def test_playground_accepts_unauthenticated_and_talks_only_to_loopback(store, co
     asyncio.run(scenario())
 
 
-def _serve(env, cwd, port):
-    return subprocess.Popen(["safeguarding-bot", "serve", "--port", str(port)], env=env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_healthy(port, proc, timeout=30):
-    deadline = time.monotonic() + timeout
-    with httpx.Client(trust_env=False) as c:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"serve exited: {proc.stderr.read()}")
-            try:
-                if c.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-    raise AssertionError("serve did not become healthy")
-
-
 @pytest.mark.parametrize("teams_on", [True, False])
 def test_neither_env_var_nor_dotenv_can_switch_authentication_off(store, cli_env, tmp_path, teams_on):
     # (`store` migrates the test database the subprocess opens)
@@ -381,20 +361,12 @@ def test_neither_env_var_nor_dotenv_can_switch_authentication_off(store, cli_env
     env = {**cli_env, "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS": "true"}
     if teams_on:
         env.update(TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD=APP_PASSWORD, TEAMS_TENANT_ID=TENANT_ID)
-    port = free_port()
-    proc = _serve(env, tmp_path, port)
-    try:
-        _wait_healthy(port, proc)
-        with httpx.Client(trust_env=False) as c:
-            activity = message_activity("https://smba.trafficmanager.net/emea/")
-            r = c.post(f"http://127.0.0.1:{port}/api/messages", json=activity)
-            assert r.status_code == 401
-            r = c.post(f"http://127.0.0.1:{port}/api/messages", json=activity,
-                       headers={"Authorization": "Bearer x.y.z"})
-            assert r.status_code == 401
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with ServeProcess(env, tmp_path) as srv, httpx.Client(trust_env=False) as c:
+        activity = message_activity("https://smba.trafficmanager.net/emea/")
+        r = c.post(srv.url + "/api/messages", json=activity)
+        assert r.status_code == 401
+        r = c.post(srv.url + "/api/messages", json=activity, headers={"Authorization": "Bearer x.y.z"})
+        assert r.status_code == 401
 
 
 # --- outbound: proactive sends, retries, blocked bot, token endpoint ------------------------------
