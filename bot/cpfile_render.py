@@ -31,18 +31,20 @@ th { background: #eee; } .meta { color: #444; } .restricted { font-weight: bold;
 """
 
 
-def _t(v) -> str:
+def _t(v, tz=None) -> str:
     if v is None or v == "":
         return "—"
     if isinstance(v, datetime):
+        if tz is not None and v.tzinfo is not None:
+            v = v.astimezone(tz)
         return v.strftime("%d/%m/%Y %H:%M")
     if isinstance(v, date):
         return v.strftime("%d/%m/%Y")
     return str(v)
 
 
-def _e(v) -> str:
-    return escape(_t(v))
+def _e(v, tz=None) -> str:
+    return escape(_t(v, tz))
 
 
 def _entry_text(e: FileEntry) -> str:
@@ -50,6 +52,15 @@ def _entry_text(e: FileEntry) -> str:
 
 
 def _body(f: ChildFile, *, for_pdf: bool = False) -> list[str]:
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(f.timezone)  # times in the school's own time (BST/GMT)
+
+    def _e(v) -> str:
+        return escape(_t(v, tz))
+
+    def _tl(v) -> str:
+        return _t(v, tz)
     out = [f"<h1>Child protection file: {_e(f.name)}</h1>",
            f"<p class=\"restricted\">RESTRICTED: child protection record. Keep separately from the main pupil file. "
            f"Share only with those who need it to safeguard the child.</p>",
@@ -76,17 +87,20 @@ def _body(f: ChildFile, *, for_pdf: bool = False) -> list[str]:
         out.append("<h2>Transfers</h2><table><thead><tr><th>#</th><th>To</th><th>Sent</th><th>By</th>"
                    "<th>Confirmed</th></tr></thead><tbody>")
         for t in f.transfers:
-            conf = f"{_t(t['confirmed_at'])} by {t['confirmed_by']}" if t["confirmed_at"] else "not yet"
+            conf = f"{_tl(t['confirmed_at'])} by {t['confirmed_by']}" if t["confirmed_at"] else "not yet"
             out.append(f"<tr><td>{t['id']}</td><td>{_e(t['to_school'])}</td><td>{_e(t['sent_at'])}</td>"
                        f"<td>{_e(t['exported_by'])}</td><td>{escape(conf)}</td></tr>")
         out.append("</tbody></table>")
     out.append("<h2>Chronology</h2>")
-    out.append("<table><thead><tr><th>When</th><th>Concern</th><th>Entry</th><th>By</th><th>What</th></tr></thead><tbody>")
+    widths = ('width="13%"', 'width="14%"', 'width="15%"', 'width="12%"', 'width="46%"') if for_pdf else ("",) * 5
+    heads = ("When", "Concern", "Entry", "By", "What")
+    out.append("<table><thead><tr>" + "".join(f"<th {w}>{h}</th>" for w, h in zip(widths, heads))
+               + "</tr></thead><tbody>")
     for e in f.entries:
         what = _entry_text(e)
         cls = ' class="redacted"' if e.redacted else ""
         out.append(f"<tr><td>{_e(e.at)}</td><td>{_e(e.reference)}</td><td>{escape(e.label)}</td>"
-                   f"<td>{_e(e.actor)}</td><td{cls}>{escape(what)}</td></tr>")
+                   f"<td>{_e(e.actor)}</td><td{cls}>{escape(what) or '&nbsp;'}</td></tr>")
     out.append("</tbody></table>")
     out.append("<h2>Concern details</h2>")
     for c in f.concerns:
@@ -126,7 +140,6 @@ def child_file_pdf(f: ChildFile) -> bytes:
     pdf.set_title(f"Child protection file {f.mis_id}")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.set_margins(12, 12, 12)
-    pdf.set_footer = None
     pdf.add_page()
     pdf.set_font("DejaVu", size=9)
     html = "\n".join(_body(f, for_pdf=True))

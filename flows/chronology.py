@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
@@ -81,13 +82,17 @@ class ChildFile:
     entries: list[FileEntry] = field(default_factory=list)
     siblings: list[SiblingLink] = field(default_factory=list)
     transfers: list[dict] = field(default_factory=list)
+    timezone: str = "Europe/London"  # the school's: times are shown in it
+
+    def local(self, when: datetime) -> datetime:
+        return when.astimezone(ZoneInfo(self.timezone))
 
     def lines(self) -> list[str]:
         """Plain text for the terminal chat and the CLI."""
         out = [f"Child protection file: {self.name} ({self.mis_id}), year {self.year_group or '?'}, {self.school}",
                f"{len(self.concerns)} concern(s), {len(self.entries)} chronology entries"]
         for c in self.concerns:
-            out.append(f"  {c.reference}  {c.created_at:%d/%m/%Y}  {c.status}  {', '.join(c.categories)}"
+            out.append(f"  {c.reference}  {self.local(c.created_at):%d/%m/%Y}  {c.status}  {', '.join(c.categories)}"
                        + (f"  decision: {c.decision}" if c.decision else ""))
         if self.siblings:
             out.append("Siblings:")
@@ -96,7 +101,7 @@ class ChildFile:
                 out.append(f"  {sib.name} (year {sib.year_group or '?'}; child id {sib.child_id}): {refs}")
         out.append("Chronology:")
         for e in self.entries:
-            out.append(f"  {e.at:%d/%m/%Y %H:%M}  {e.reference or '—':<14} {e.label:<22} {e.actor}"
+            out.append(f"  {self.local(e.at):%d/%m/%Y %H:%M}  {e.reference or '—':<14} {e.label:<22} {e.actor}"
                        + (f" — {summarise(e)}" if summarise(e) else ""))
         return out
 
@@ -214,7 +219,8 @@ def load_file(s: Session, store: Store, child: Child) -> ChildFile:
 
     school = s.get(School, child.school_id)
     cf = ChildFile(child_id=child.id, mis_id=child.mis_id, name=child.name or "", date_of_birth=child.date_of_birth,
-                   year_group=child.year_group, school=school.name, school_id=school.id)
+                   year_group=child.year_group, school=school.name, school_id=school.id,
+                   timezone=school.timezone)
     concerns = list(s.exec(select(Concern).where(Concern.child_id == child.id).order_by(Concern.created_at, Concern.id)))
     refs = {c.id: c.reference for c in concerns}
     for c in concerns:
