@@ -574,3 +574,30 @@ def test_an_entra_token_of_our_tenant_bound_to_the_service_url_passes_our_checks
     assert post(bot, activity, token).status_code == 200
     assert bot.received == [activity["id"]]
     assert ms.count("login.microsoftonline.com", f"/{TENANT_ID}/discovery/v2.0/keys") == 1
+
+
+def test_synchronous_outbound_for_the_worker(store, ms, connector):
+    from bot.delivery import RecipientUnreachable as Unreachable
+    from bot.delivery import TransientDeliveryError
+    from bot.teams import get_ref, save_ref
+    from bot.teams.client import RecipientUnreachable, TokenUnavailable
+    from bot.teams.outbound import TeamsOutbound, delivery_error
+
+    person = _person(store)
+    ref = save_ref(store, person, message_activity(connector.service_url))
+    with TeamsOutbound(teams_settings(store), store) as out:
+        ms.token_down = True
+        with pytest.raises(TokenUnavailable) as down:
+            out.send(ref, "A concern needs your attention")
+        assert isinstance(delivery_error(down.value), TransientDeliveryError)
+        ms.token_down = False
+        first = out.send(ref, "A concern needs your attention")
+        assert out.update(ref, first, "Acknowledged") == first
+        connector.script(403)
+        with pytest.raises(RecipientUnreachable) as blocked:
+            out.send(ref, "again")
+        assert isinstance(delivery_error(blocked.value), Unreachable)
+    assert get_ref(store, person).stale
+    assert [c["method"] for c in connector.calls] == ["POST", "PUT", "POST"]
+    with pytest.raises(ValueError):
+        TeamsOutbound(load_settings(database_url=store.url), store)  # Teams off

@@ -4,6 +4,7 @@ Entry points for the conversation layer:
 - `build_teams_app(settings, store, *, playground=False)` -> the SDK `App` or None (Teams off);
   handlers are registered in `bot.teams.handlers.register_handlers`.
 - `send_to_person`, `update_activity`, `create_personal_conversation` (bot.teams.client).
+- `TeamsOutbound(settings, store)`: the same, synchronously, for the worker (bot.teams.outbound).
 - `save_ref`, `get_ref`, `mark_stale` (bot.teams.refs).
 
 Imports are lazy: importing the Teams SDK loads a `.env` into the environment, so only the
@@ -18,6 +19,7 @@ _WHERE = {
     "create_personal_conversation": "bot.teams.client", "RecipientUnreachable": "bot.teams.client",
     "StaleReference": "bot.teams.client", "TeamsSendError": "bot.teams.client",
     "TokenUnavailable": "bot.teams.client",
+    "TeamsOutbound": "bot.teams.outbound", "delivery_error": "bot.teams.outbound",
     "save_ref": "bot.teams.refs", "get_ref": "bot.teams.refs", "mark_stale": "bot.teams.refs",
 }
 __all__ = sorted(_WHERE)
