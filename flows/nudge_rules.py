@@ -29,15 +29,18 @@ reckoned in working time and delivered inside the school's working hours.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import update
+from sqlalchemy import JSON, text, update
 from sqlmodel import Session, select
 
 from storage import chain
+from storage.types import UTCDateTime
 from storage.models import Concern, ConcernStatus, Nudge, OutboxMessage, Person, Role, RoleAssignment, School, Trust
 
 from . import notices, schedule
@@ -73,8 +76,25 @@ def working_day_hours(policy: Policy) -> float:
 def after_working_days(policy: Policy, start: datetime, days: int) -> datetime:
     """``days`` full working days of working time after ``start`` (Tuesday 11:00 + 1 is
     Wednesday 11:00; Friday 17:00 + 1 is Monday 17:00; bank holidays and closures skipped),
-    moved into working hours."""
-    return next_working_time(policy, add_working_hours(policy, start, days * working_day_hours(policy)))
+    moved into working hours: by definition
+    ``next_working_time(add_working_hours(start, days * hours in a working day))``.
+
+    Computed in closed form (the sweep calls this for every inactivity nudge): from the
+    working moment ``start`` becomes, the same time of day on the ``days``-th working day
+    after it (tests/test_nudges.py checks it against the definition)."""
+    if days <= 0:
+        return next_working_time(policy, start)
+    begin = next_working_time(policy, start).astimezone(policy.tz)
+    day = _nth_working_day_after(policy, begin.date(), days)
+    # ``begin`` is inside working hours, so the same time on a working day is too.
+    return datetime.combine(day, begin.time().replace(tzinfo=None), tzinfo=policy.tz).astimezone(timezone.utc)
+
+
+@lru_cache(maxsize=8192)
+def _nth_working_day_after(policy: Policy, d: date, n: int) -> date:
+    # Cached: the nudges of one sweep share a handful of (school policy, date) pairs.
+    noon = datetime.combine(d, time(12), tzinfo=policy.tz)
+    return add_working_days(policy, noon, n).astimezone(policy.tz).date()
 
 
 def ack_due(policy: Policy, concern: Any, step: int) -> datetime:
@@ -128,11 +148,38 @@ def insert_ignoring_duplicates(s: Session, table, rows: list[dict], key: str = "
     a rule or a worker that runs twice writes nothing twice."""
     if not rows:
         return
-    if s.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    dialect = s.get_bind().dialect
+    if dialect.name == "postgresql":
+        # One statement whatever the number of rows: each column travels as one array
+        # parameter and unnest() turns them back into rows (a sweep writes thousands).
+        cols = list(rows[0])
+        params, arrays = {}, []
+        for i, name in enumerate(cols):
+            typ = table.c[name].type
+            values = [r[name] for r in rows]
+            if isinstance(typ, JSON):
+                values = [None if v is None else json.dumps(v) for v in values]
+            elif isinstance(typ, UTCDateTime):
+                values = [typ.process_bind_param(v, dialect) for v in values]
+            params[f"a{i}"] = values
+            arrays.append(f"CAST(:a{i} AS {typ.compile(dialect=dialect)}[])")
+        s.execute(text(f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT * FROM unnest({', '.join(arrays)}) "
+                       f"ON CONFLICT ({key}) DO NOTHING"), params)
+        return
+    from sqlalchemy.dialects.sqlite import insert
+
     s.execute(insert(table).on_conflict_do_nothing(index_elements=[key]), rows)
+
+
+def _set_state(s: Session, ids: list[int], state: str, at: datetime) -> None:
+    if not ids:
+        return
+    if s.get_bind().dialect.name == "postgresql":  # one array parameter, not thousands
+        s.execute(text("UPDATE nudge SET state = :state, fired_at = :at WHERE id = ANY(CAST(:ids AS INTEGER[]))"),
+                  {"state": state, "at": at.astimezone(timezone.utc).replace(tzinfo=None), "ids": ids})
+        return
+    s.execute(update(Nudge).where(Nudge.id.in_(ids)).values(state=state, fired_at=at)
+              .execution_options(synchronize_session=False))
 
 
 def nudge_row(*, kind: str, concern_id: int | None, due_at: datetime, dedupe_key: str, now: datetime,
@@ -278,6 +325,12 @@ class FireContext:
             self._policies[school_id] = _policy(self.s, school_id)
         return self._policies[school_id]
 
+    def inactivity_from_now(self, school_id: int) -> datetime:
+        key = ("inactivity", school_id)
+        if key not in self._roles:
+            self._roles[key] = inactivity_due(self.policy(school_id), self.now)
+        return self._roles[key]
+
     def with_roles(self, school_id: int, roles: Iterable[str]) -> list[int]:
         key = (school_id, tuple(sorted(str(r) for r in roles)))
         if key not in self._roles:
@@ -316,12 +369,8 @@ class FireContext:
         s = self.s
         insert_ignoring_duplicates(s, OutboxMessage.__table__, self.outbox)
         insert_ignoring_duplicates(s, Nudge.__table__, self.nudges)
-        if self.done:
-            s.execute(update(Nudge).where(Nudge.id.in_(self.done)).values(state="done", fired_at=self.now)
-                      .execution_options(synchronize_session=False))
-        if self.cancelled:
-            s.execute(update(Nudge).where(Nudge.id.in_(self.cancelled)).values(state="cancelled", fired_at=self.now)
-                      .execution_options(synchronize_session=False))
+        _set_state(s, self.done, "done", self.now)
+        _set_state(s, self.cancelled, "cancelled", self.now)
         for a in self.audits:
             chain.audit(s, at=self.now, **a)
 
@@ -416,7 +465,7 @@ def _fire_inactivity(ctx: FireContext, n, c) -> bool:
                   f"Nothing has been recorded since {local_text(policy, c.last_activity_at)}.",
                   "Record what has happened, a decision with reasons, or close it with an outcome."],
         "actions": _actions(c.id, notices.OPEN_RECORD, notices.RECORD_DECISION)})
-    ctx.schedule(kind=INACTIVITY, concern_id=c.id, due_at=inactivity_due(policy, ctx.now),
+    ctx.schedule(kind=INACTIVITY, concern_id=c.id, due_at=ctx.inactivity_from_now(c.school_id),
                  dedupe_key=f"inactivity:{c.id}:{_iso(ctx.now)}", payload={"since": ctx.now.isoformat()})
     return True
 

@@ -304,3 +304,27 @@ def test_nudges_list_shows_due_times_and_recipients_without_content(store, world
     assert all(r["reference"] == "SG-2026-0001" for r in rows)
     assert "Amira" not in repr(rows)
     assert cid
+
+
+def test_working_day_arithmetic_matches_its_definition(store, world):
+    """after_working_days is computed in closed form for speed; it must equal
+    next_working_time(add_working_hours(start, days x working-day hours)) everywhere,
+    across weekends, bank holidays, closures, BST changes and out-of-hours starts."""
+    from hypothesis import given, settings, strategies as st
+
+    from flows.policy import add_working_hours, build_policy, next_working_time
+
+    policies = [build_policy(), build_policy(nation="scotland", closures=["2026-10-26", "2026-10-27"]),
+                build_policy(overrides=[{"working_hours": {"start": "07:30", "end": "16:15",
+                                                           "days": ["mon", "tue", "wed", "thu"]}}])]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.integers(0, 2), st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31),
+                                           timezones=st.just(timezone.utc)), st.integers(1, 25))
+    def check(i, start, days):
+        p = policies[i]
+        hours = nudge_rules.working_day_hours(p)
+        expected = next_working_time(p, add_working_hours(p, start, days * hours))
+        assert nudge_rules.after_working_days(p, start, days) == expected
+
+    check()
