@@ -71,7 +71,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
                                               "(run `safeguarding-bot worker` separately)."),
           teams_playground: bool = typer.Option(False, "--teams-playground",
                                                 help="Local Teams trial with Microsoft 365 Agents Playground: "
-                                                     "accepts UNAUTHENTICATED requests, loopback only.")) -> None:
+                                                     "accepts UNAUTHENTICATED requests, loopback only."),
+          socket_mode: bool = typer.Option(False, "--socket-mode",
+                                           help="Take Slack over Socket Mode (needs SLACK_APP_TOKEN); no public URL.")) -> None:
     """Serve Slack (POST /slack/events), Teams (POST /api/messages) and GET /healthz."""
     import uvicorn
 
@@ -83,11 +85,14 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     settings = load_settings()
     configure_logging(settings.log_level)
     teams_config(settings, playground=teams_playground, host=host)  # refuse early, naming what is wrong
+    from bot.slack import slack_config
+
+    slack_config(settings, socket_mode=socket_mode)
     store = store_or_exit()
     from bot.worker import start_background_worker
 
     background = None if no_worker else start_background_worker(store, settings)
-    uvicorn.run(create_app(settings, store, teams_playground=teams_playground), host=host, port=port, log_level="warning",
+    uvicorn.run(create_app(settings, store, teams_playground=teams_playground, slack_socket_mode=socket_mode), host=host, port=port, log_level="warning",
                 access_log=False)  # access logs could carry ids users typed; we log our own lines
     if background is not None:
         background.stop()

@@ -17,7 +17,8 @@ from storage.db import Store
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, store: Store, *, teams_playground: bool = False) -> Starlette:
+def create_app(settings: Settings, store: Store, *, teams_playground: bool = False,
+               slack_socket_mode: bool = False) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         import asyncio
 
@@ -45,8 +46,13 @@ def create_app(settings: Settings, store: Store, *, teams_playground: bool = Fal
 
     teams = install_teams(settings, store, routes, startups, shutdowns, playground=teams_playground)
 
+    from bot.slack import install_slack  # POST /slack/events (401 when Slack is off); Socket Mode
+
+    slack = install_slack(settings, store, routes, startups, shutdowns, socket_mode=slack_socket_mode)
+
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
     app.state.teams = teams  # the Teams SDK App, or None when Teams is off
+    app.state.slack = slack  # the slack-bolt AsyncApp, or None when Slack is off
     return app
