@@ -139,6 +139,9 @@ def _fault_cases():
                                                       service_url=c.service_url)}),
         "tenant not ours": lambda ms, c, a: (ok(ms, c, tenant_id=OTHER_TENANT_ID), {
             "Authorization": "Bearer " + tok(ms, c)}),
+        "conversation tenant not ours": lambda ms, c, a: (dict(ok(ms, c), conversation={
+            "conversationType": "personal", "tenantId": OTHER_TENANT_ID, "id": "a:1x"}), {
+            "Authorization": "Bearer " + tok(ms, c)}),
         "Entra token of another tenant": lambda ms, c, a: (ok(ms, c), {"Authorization": "Bearer " + ms.entra_keys.mint(
             ms.entra_kid, service_url=c.service_url, iss=f"https://login.microsoftonline.com/{OTHER_TENANT_ID}/v2.0",
             tid=OTHER_TENANT_ID, azp="5a807f24-c9de-44ee-a3a7-329e88a00ffc")}),
@@ -169,6 +172,7 @@ REASONS = {  # the check that must catch each fault (our log line; no content in
     "no serviceurl claim": "serviceurl claim", "serviceUrl differs from the claim": "serviceurl claim",
     "key not endorsed for msteams": "not endorsed", "key without endorsements": "not endorsed",
     "channelId not msteams": "channelId is not msteams", "tenant not ours": "tenant is not ours",
+    "conversation tenant not ours": "tenant is not ours",
     "Entra token of another tenant": "Entra token for another tenant",
     "Entra v1 token of another tenant": "Entra token for another tenant",
     "Entra token of our tenant without serviceurl": "serviceurl claim",
@@ -248,9 +252,10 @@ def test_a_slow_key_endpoint_does_not_stall_other_requests(bot, ms, connector):
 
 
 def test_non_json_bodies_get_400_before_anything_else(bot, ms):
-    for raw in (b"not json", b"[1, 2]", b'"a string"', b"", b"\xff\xfe"):
+    for raw in (b"not json", b"[1, 2]", b'"a string"', b"", b"\xff\xfe", b"null", b"{"):
         r = post(bot, None, raw=raw)
         assert r.status_code == 400, raw
+    assert post(bot, None, raw=b'{"x": "' + b"a" * (2 * 1024 * 1024) + b'"}').status_code == 413
     assert ms.count("login.botframework.com") == 0
 
 

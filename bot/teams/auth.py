@@ -146,6 +146,9 @@ class TokenGuard:
             raise Unauthorized("channelId is not msteams")
         if _channel_data_tenant(body) != self.tenant_id:
             raise Unauthorized("activity tenant is not ours")
+        conversation = body.get("conversation")
+        if isinstance(conversation, dict) and conversation.get("tenantId") not in (None, self.tenant_id):
+            raise Unauthorized("activity tenant is not ours")
         service_url = body.get("serviceUrl")
         if not isinstance(service_url, str) or not service_url:
             raise Unauthorized("activity without serviceUrl")
