@@ -14,18 +14,20 @@ percentiles interpolate linearly between ranks (as PostgreSQL's percentile_cont 
 
 from __future__ import annotations
 
+import json
 import statistics
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Iterable
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Float, Text, cast, func, literal_column, select
 
 from storage.db import Store
 from storage.models import ChronologyEntry, Concern, School, Transfer, Trust, utcnow
 
-from .policy import Policy, add_working_days, policy_for
+from .policy import Policy, is_working_day, policy_for
 
 SUPPRESS_BELOW = 5  # counts 1..4 are shown as "<5" in trust roll-ups
 SUPPRESSED = f"<{SUPPRESS_BELOW}"
@@ -46,19 +48,58 @@ def _stats(values: list[float]) -> dict:
     return {"n": len(values), "median": round(statistics.median(values), 2), "p90": round(p90, 2)}
 
 
+def _given(n: int, median: float | None, p90: float | None) -> dict:
+    if not n:
+        return {"n": 0, "median": None, "p90": None}
+    return {"n": n, "median": round(float(median), 2), "p90": round(float(p90), 2)}
+
+
 class _Deadlines:
-    """add_working_days per school, cached on the school-local day it counts from."""
+    """``add_working_days`` per school, answered from a precomputed calendar of working days
+    (bisect), shared by schools whose calendar and overrides are the same. Equal to
+    ``policy.add_working_days`` (tests/test_cpfile_report.py checks it)."""
 
     def __init__(self, schools: dict[int, School], trusts: dict[int, Trust]):
-        self.policies: dict[int, Policy] = {sid: policy_for(sc, trusts.get(sc.trust_id)) for sid, sc in schools.items()}
+        by_signature: dict[str, int] = {}
+        self.policies: dict[int, Policy] = {}
+        self._group: dict[int, int] = {}
+        self._group_policy: list[Policy] = []
+        for sid, sc in schools.items():
+            trust = trusts.get(sc.trust_id)
+            sig = json.dumps([sc.nation, sc.timezone, sorted(sc.closures or []), getattr(trust, "policy", None),
+                              sc.policy], sort_keys=True, default=str)
+            if sig not in by_signature:
+                by_signature[sig] = len(self._group_policy)
+                self._group_policy.append(policy_for(sc, trust))
+            self._group[sid] = by_signature[sig]
+            self.policies[sid] = self._group_policy[by_signature[sig]]
+        self._days: dict[int, tuple[date, date, list[date]]] = {}
         self._cache: dict[tuple, datetime] = {}
 
+    def _calendar(self, group: int, d: date, n: int) -> list[date]:
+        lo, hi, days = self._days.get(group, (None, None, []))
+        need_hi = d + timedelta(days=7 * n + 60)
+        if lo is None or d < lo or need_hi > hi:  # grow by a year each way: a few rebuilds at most
+            lo = min(d, lo or d) - timedelta(days=366)
+            hi = max(need_hi, hi or need_hi) + timedelta(days=366)
+            pol = self._group_policy[group]
+            days = [lo + timedelta(days=i) for i in range((hi - lo).days + 1)
+                    if is_working_day(pol, lo + timedelta(days=i))]
+            self._days[group] = (lo, hi, days)
+        return days
+
     def add(self, school_id: int, start: datetime, n: int) -> datetime:
-        pol = self.policies[school_id]
-        key = (school_id, start.astimezone(pol.tz).date(), n)
-        if key not in self._cache:
-            self._cache[key] = add_working_days(pol, start, n)
-        return self._cache[key]
+        group = self._group[school_id]
+        pol = self._group_policy[group]
+        d = start.astimezone(pol.tz).date()
+        key = (group, d, n)
+        hit = self._cache.get(key)
+        if hit is None:
+            days = self._calendar(group, d, n)
+            day = days[bisect_left(days, d)] if n == 0 else days[bisect_right(days, d) + n - 1]
+            hit = datetime.combine(day, pol.working_hours.end, tzinfo=pol.tz).astimezone(timezone.utc)
+            self._cache[key] = hit
+        return hit
 
 
 def _filters(school_ids: list[int] | None, start: datetime | None, end: datetime | None) -> list:
@@ -72,6 +113,71 @@ def _filters(school_ids: list[int] | None, start: datetime | None, end: datetime
     return conds
 
 
+def _month(dialect: str, col):
+    if dialect == "postgresql":
+        return func.to_char(col, "YYYY-MM")
+    return func.strftime("%Y-%m", col)
+
+
+def _hours(dialect: str, later, earlier):
+    if dialect == "postgresql":
+        return func.extract("epoch", later - earlier) / 3600.0
+    return (func.julianday(later) - func.julianday(earlier)) * 24.0
+
+
+_BY2 = (literal_column("1"), literal_column("2"))
+
+
+def _timings(dialect: str, conds: list):
+    """Hours to acknowledge and to decide. PostgreSQL computes the median and 90th percentile
+    itself (percentile_cont: linear interpolation); elsewhere every duration comes back and
+    `_stats` computes the same figures."""
+    c = Concern
+    ack = cast(_hours(dialect, c.acknowledged_at, c.created_at), Float)
+    dec = cast(_hours(dialect, c.decided_at, c.created_at), Float)
+    if dialect == "postgresql":
+        return select(func.count(ack), func.percentile_cont(0.5).within_group(ack),
+                      func.percentile_cont(0.9).within_group(ack), func.count(dec),
+                      func.percentile_cont(0.5).within_group(dec), func.percentile_cont(0.9).within_group(dec)
+                      ).where(*conds)
+    return select(ack, dec).where((c.acknowledged_at.is_not(None)) | (c.decided_at.is_not(None)), *conds)
+
+
+def report_queries(conds: list, dialect: str = "postgresql") -> dict:
+    """The report's queries: aggregates are counted by the database; only durations, open
+    concerns and the facts of referral entries come back row by row. Read-only, no
+    decryption. bench/trust_report.py prints their plans."""
+    c = Concern
+    open_ = c.status != "closed"
+    cats = cast(c.categories, Text)
+    answer = ChronologyEntry.facts["answer"].as_string()
+    etype = ChronologyEntry.facts["type"].as_string()
+
+    def entries(*cols):
+        return select(*cols).join(Concern, Concern.id == ChronologyEntry.concern_id)
+
+    return {
+        # GROUP BY ordinals: an expression with bound parameters is not "the same" as its twin
+        # in the select list to PostgreSQL.
+        "by_month": select(c.school_id, _month(dialect, c.created_at), func.count()).where(*conds).group_by(*_BY2),
+        "by_category": select(c.school_id, cats, func.count()).where(*conds).group_by(*_BY2),
+        "decisions": select(c.decision_kind, func.count()).where(c.decision_kind.is_not(None), *conds)
+        .group_by(c.decision_kind),
+        "repeated": select(c.school_id, c.child_id, func.count()).where(c.child_id.is_not(None), *conds)
+        .group_by(c.school_id, c.child_id).having(func.count() >= 2),
+        "timings": _timings(dialect, conds),
+        "open": select(c.id, c.school_id, c.created_at, c.acknowledged_at, c.decided_at,
+                       c.review_date, c.urgent).where(open_, *conds),
+        "referrals": entries(ChronologyEntry.concern_id, c.school_id, cast(ChronologyEntry.facts, Text))
+        .where(ChronologyEntry.kind == "referral", *conds),
+        "checkins": entries(c.school_id, answer, func.count(), func.count(func.distinct(ChronologyEntry.concern_id)))
+        .where(ChronologyEntry.kind == "follow_up", etype == "checkin", *conds).group_by(*_BY2),
+        "worrying": entries(c.school_id, func.count(func.distinct(ChronologyEntry.concern_id)))
+        .where(ChronologyEntry.kind == "follow_up", etype == "checkin", answer.in_(CHECKIN_WORRYING), *conds)
+        .group_by(c.school_id),
+    }
+
+
 def build_report(store: Store, *, school: str | None = None, start: datetime | None = None,
                  end: datetime | None = None, now: datetime | None = None) -> dict:
     """The report as a plain dict (JSON-ready). ``school`` is a slug; without it, the whole
@@ -81,100 +187,89 @@ def build_report(store: Store, *, school: str | None = None, start: datetime | N
         schools = {sc.id: sc for sc in s.scalars(select(School))}
         trusts = {t.id: t for t in s.scalars(select(Trust))}
         school_ids = None
-        if school:
+        if school is not None:
             match = [sc for sc in schools.values() if sc.slug == school]
             if not match:
                 raise LookupError(f"no school {school!r}")
             school_ids = [match[0].id]
-        conds = _filters(school_ids, start, end)
-        rows = s.execute(select(Concern.id, Concern.school_id, Concern.created_at, Concern.acknowledged_at,
-                                Concern.decided_at, Concern.decision_kind, Concern.status, Concern.child_id,
-                                Concern.categories, Concern.review_date, Concern.urgent)
-                         .where(*conds)).all()
-        referral_rows = s.execute(select(ChronologyEntry.concern_id, ChronologyEntry.facts)
-                                  .join(Concern, Concern.id == ChronologyEntry.concern_id)
-                                  .where(ChronologyEntry.kind == "referral", *conds)).all()
-        followup_rows = s.execute(select(ChronologyEntry.concern_id, ChronologyEntry.facts)
-                                  .join(Concern, Concern.id == ChronologyEntry.concern_id)
-                                  .where(ChronologyEntry.kind == "follow_up", *conds)).all()
-    deadlines = _Deadlines(schools, trusts)
-    return _compute(rows, referral_rows, followup_rows, schools, deadlines, now=now, school=school,
-                    start=start, end=end)
+        queries = report_queries(_filters(school_ids, start, end), s.get_bind().dialect.name)
+        data = {name: s.execute(q).all() for name, q in queries.items()}
+    return _compute(data, schools, _Deadlines(schools, trusts), now=now, school=school, start=start, end=end)
 
 
-def _compute(rows, referral_rows, followup_rows, schools, deadlines: _Deadlines, *, now, school, start, end) -> dict:
+@lru_cache(maxsize=4096)
+def _json_list(text: str | None) -> tuple:
+    return tuple(json.loads(text)) if text else ()
+
+
+def _compute(data: dict, schools, deadlines: _Deadlines, *, now, school, start, end) -> dict:
     by_category: Counter = Counter()
     by_month: Counter = Counter()
     by_school: Counter = Counter()
-    decisions: Counter = Counter()
-    ack_hours: list[float] = []
-    decision_hours: list[float] = []
-    overdue = Counter(unacknowledged=0, undecided=0, review_overdue=0)
     per_school: dict[int, Counter] = defaultdict(Counter)
-    children: Counter = Counter()
-    school_of = {}
-    today = now.date()
-    for r in rows:
-        school_of[r.id] = r.school_id
-        by_school[schools[r.school_id].slug] += 1
-        by_month[r.created_at.strftime("%Y-%m")] += 1
-        for cat in r.categories or ():
-            by_category[cat] += 1
-            per_school[r.school_id]["cat:" + cat] += 1
-        per_school[r.school_id]["concerns"] += 1
-        if r.acknowledged_at is not None:
-            ack_hours.append((r.acknowledged_at - r.created_at).total_seconds() / 3600)
-        if r.decided_at is not None:
-            decision_hours.append((r.decided_at - r.created_at).total_seconds() / 3600)
-        if r.decision_kind:
-            decisions[r.decision_kind] += 1
-        if r.child_id is not None:
-            children[(r.school_id, r.child_id)] += 1
-        if r.status != "closed":
-            pol = deadlines.policies[r.school_id]
-            if r.acknowledged_at is None:
-                due = (r.created_at + timedelta(minutes=pol.nudges.urgent_ack_escalate_deputies_minutes) if r.urgent
-                       else deadlines.add(r.school_id, r.created_at, pol.nudges.ack_escalate_deputies_working_days))
-                if now > due:
-                    overdue["unacknowledged"] += 1
-                    per_school[r.school_id]["overdue"] += 1
-            if r.decided_at is None and now > deadlines.add(r.school_id, r.created_at, pol.nudges.inactivity_working_days):
-                overdue["undecided"] += 1
-                per_school[r.school_id]["overdue"] += 1
-            if r.review_date is not None and r.review_date < today:
-                overdue["review_overdue"] += 1
-                per_school[r.school_id]["overdue"] += 1
+    for sid, month, n in data["by_month"]:
+        by_month[month] += n
+        by_school[schools[sid].slug] += n
+        per_school[sid]["concerns"] += n
+    for sid, cats, n in data["by_category"]:
+        for cat in _json_list(cats):
+            by_category[cat] += n
+            per_school[sid]["cat:" + cat] += n
+    decisions = Counter({k: n for k, n in data["decisions"]})
+    if len(data["timings"]) == 1 and len(data["timings"][0]) == 6:  # computed by PostgreSQL
+        n_a, med_a, p90_a, n_d, med_d, p90_d = data["timings"][0]
+        ack_stats, decision_stats = _given(n_a, med_a, p90_a), _given(n_d, med_d, p90_d)
+    else:
+        ack_stats = _stats([a for a, _ in data["timings"] if a is not None])
+        decision_stats = _stats([d for _, d in data["timings"] if d is not None])
 
-    missed = _statutory_missed(referral_rows, school_of, deadlines, now)
+    overdue = Counter(unacknowledged=0, undecided=0, review_overdue=0)
+    today = now.date()
+    for cid, sid, created, acked, decided, review, urgent in data["open"]:
+        pol = deadlines.policies[sid]
+        if acked is None:
+            due = (created + timedelta(minutes=pol.nudges.urgent_ack_escalate_deputies_minutes) if urgent
+                   else deadlines.add(sid, created, pol.nudges.ack_escalate_deputies_working_days))
+            if now > due:
+                overdue["unacknowledged"] += 1
+                per_school[sid]["overdue"] += 1
+        if decided is None and now > deadlines.add(sid, created, pol.nudges.inactivity_working_days):
+            overdue["undecided"] += 1
+            per_school[sid]["overdue"] += 1
+        if review is not None and review < today:
+            overdue["review_overdue"] += 1
+            per_school[sid]["overdue"] += 1
+
+    school_of = {cid: sid for cid, sid, _ in data["referrals"]}
+    missed = _statutory_missed([(cid, json.loads(facts)) for cid, _, facts in data["referrals"]], school_of,
+                               deadlines, now)
     for cid, steps in missed["by_concern"].items():
         per_school[school_of[cid]]["statutory_missed"] += len(steps)
 
-    checkins = Counter()
-    worrying_concerns = set()
-    for cid, facts in followup_rows:
-        if facts.get("type") == "checkin":
-            checkins[facts.get("answer")] += 1
-            if facts.get("answer") in CHECKIN_WORRYING:
-                worrying_concerns.add(cid)
-    for cid in worrying_concerns:
-        per_school[school_of[cid]]["checkin_worrying"] += 1
+    checkins: Counter = Counter()
+    for sid, answer, n, _ in data["checkins"]:
+        checkins[answer] += n
+    worrying = 0
+    for sid, n in data["worrying"]:
+        worrying += n
+        per_school[sid]["checkin_worrying"] += n
 
-    repeated = sorted(((sid, cid, n) for (sid, cid), n in children.items() if n >= 2), key=lambda t: (-t[2], t[1]))
+    repeated = sorted(((sid, cid, n) for sid, cid, n in data["repeated"]), key=lambda t: (-t[2], t[1]))
     for sid, _, _ in repeated:
         per_school[sid]["repeated_children"] += 1
 
     trust_scope = school is None
     sup = suppress if trust_scope else (lambda n: n)
-    report: dict[str, Any] = {
+    return {
         "scope": {"school": school, "from": start.date().isoformat() if start else None,
                   "to": (end - timedelta(days=1)).date().isoformat() if end else None,
                   "generated_at": now.isoformat(), "suppressed_below": SUPPRESS_BELOW if trust_scope else None},
-        "concerns": len(rows),
+        "concerns": sum(by_school.values()),
         "by_category": {k: sup(v) for k, v in sorted(by_category.items())},
         "by_month": {k: sup(v) for k, v in sorted(by_month.items())},
         "by_school": {k: sup(v) for k, v in sorted(by_school.items())},
-        "time_to_acknowledge_hours": _stats(ack_hours),
-        "time_to_decision_hours": _stats(decision_hours),
+        "time_to_acknowledge_hours": ack_stats,
+        "time_to_decision_hours": decision_stats,
         "decisions": {k: sup(v) for k, v in sorted(decisions.items())},
         "overdue": {**{k: sup(v) for k, v in overdue.items()}, "total": sup(sum(overdue.values()))},
         "statutory_missed": {**{k: sup(v) for k, v in sorted(missed["by_step"].items())},
@@ -183,10 +278,9 @@ def _compute(rows, referral_rows, followup_rows, schools, deadlines: _Deadlines,
                               "list": [] if trust_scope else [{"child_id": cid, "concerns": n} for _, cid, n in repeated]},
         "checkins": {"no_change": sup(checkins["no_change"]), "worse": sup(checkins["worse"]),
                      "improved": sup(checkins["improved"]), "dont_know": sup(checkins["dont_know"]),
-                     "concerns_no_change_or_worse": sup(len(worrying_concerns))},
+                     "concerns_no_change_or_worse": sup(worrying)},
         "trust_rollup": _rollup(per_school, schools),
     }
-    return report
 
 
 def _statutory_missed(referral_rows, school_of, deadlines: _Deadlines, now: datetime) -> dict:
@@ -275,12 +369,7 @@ def _open_report(store: Store, school_id: int, now: datetime) -> dict:
     with store.session() as s:
         schools = {sc.id: sc for sc in s.scalars(select(School).where(School.id == school_id))}
         trusts = {t.id: t for t in s.scalars(select(Trust))}
-        conds = [Concern.school_id == school_id, Concern.status != "closed"]
-        rows = s.execute(select(Concern.id, Concern.school_id, Concern.created_at, Concern.acknowledged_at,
-                                Concern.decided_at, Concern.decision_kind, Concern.status, Concern.child_id,
-                                Concern.categories, Concern.review_date, Concern.urgent).where(*conds)).all()
-        referral_rows = s.execute(select(ChronologyEntry.concern_id, ChronologyEntry.facts)
-                                  .join(Concern, Concern.id == ChronologyEntry.concern_id)
-                                  .where(ChronologyEntry.kind == "referral", *conds)).all()
-    return _compute(rows, referral_rows, [], schools, _Deadlines(schools, trusts), now=now, school="",
-                    start=None, end=None)
+        queries = report_queries([Concern.school_id == school_id, Concern.status != "closed"],
+                                 s.get_bind().dialect.name)
+        data = {name: s.execute(q).all() for name, q in queries.items()}
+    return _compute(data, schools, _Deadlines(schools, trusts), now=now, school="", start=None, end=None)

@@ -7,6 +7,7 @@ import json
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
+from sqlmodel import select
 
 from bot import report_render
 from flows import analytics
@@ -151,3 +152,21 @@ def test_headline_for_the_app_home(store, fixture):
     assert h["overdue"] == 4 and h["reviews_overdue"] == 1 and h["statutory_missed_open"] == 0
     assert h["transfers_awaiting_confirmation"] == 0
     assert all(isinstance(v, (int, float)) or v is None for v in h.values())
+
+
+def test_fast_deadlines_equal_policy_add_working_days(store, fixture):
+    import random
+
+    from flows.policy import add_working_days, policy_for
+    from storage.models import School, Trust
+
+    with store.session() as s:
+        schools = {sc.id: sc for sc in s.exec(select(School))}
+        trusts = {t.id: t for t in s.exec(select(Trust))}
+    dl = analytics._Deadlines(schools, trusts)
+    rnd = random.Random(4)
+    for _ in range(400):
+        sid = rnd.choice(list(schools))
+        start = datetime(2025, 12, 1, tzinfo=UTC) + timedelta(minutes=rnd.randrange(0, 60 * 24 * 500))
+        n = rnd.choice([0, 1, 2, 5, 7, 10, 15])
+        assert dl.add(sid, start, n) == add_working_days(policy_for(schools[sid], trusts[schools[sid].trust_id]), start, n)
