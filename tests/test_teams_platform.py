@@ -414,11 +414,20 @@ def test_proactive_send_update_and_create_conversation(store, ms, connector):
                                                   user_id="29:1other-user")
         first = await send_to_person(app, ref, "You have a new alert", store=store)
         again = await update_activity(app, ref, first, "Acknowledged by the DSL", store=store)
+        card = AdaptiveCard(version="1.5", body=[TextBlock(text="A new concern", wrap=True)],
+                            actions=[ExecuteAction(title="Acknowledge", verb="acknowledge",
+                                                   data={"action": "acknowledge"})])
+        await send_to_person(app, ref, card, store=store)
         return conv, first, again
+
+    from microsoft_teams.cards import AdaptiveCard, ExecuteAction, TextBlock
 
     conv, first, again = run_with_app(store, scenario)
     assert conv.startswith("a:conv-")
-    create, send, put = connector.calls
+    create, send, put, card_send = connector.calls
+    attachment = card_send["body"]["attachments"][0]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert attachment["content"]["actions"][0]["verb"] == "acknowledge"
     assert create["method"] == "POST" and create["path"] == "/emea/v3/conversations"
     assert create["body"]["members"] == [{"id": "29:1other-user"}]
     assert create["body"]["tenantId"] == TENANT_ID and create["body"]["channelData"] == {"tenant": {"id": TENANT_ID}}
