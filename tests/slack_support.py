@@ -49,8 +49,9 @@ class FakeSlack:
                 pass
 
             def do_POST(self):
-                method = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                path, _, query = self.path.partition("?")
+                method = path.rsplit("/", 1)[-1]
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode() or query
                 if "json" in (self.headers.get("Content-Type") or ""):
                     args = json.loads(raw or "{}")
                 else:
@@ -67,6 +68,8 @@ class FakeSlack:
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_GET = do_POST  # users.info and users.lookupByEmail go as GET with a query string
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
@@ -353,8 +356,8 @@ class Env:
     def user(self, key: str) -> str:
         return "U" + key.upper() + "S"  # build_world: slack_user_id "U" + email local part + slug
 
-    def deliver(self) -> dict:
-        return deliver_pending(self.store, self.transport)
+    def deliver(self, now=None) -> dict:
+        return deliver_pending(self.store, self.transport, now)
 
 
 def make_env(store, *, emails: dict | None = None) -> Env:
@@ -377,39 +380,11 @@ def close_env(env: Env) -> None:
     env.fake.close()
 
 
-def deliver_pending(store, transport) -> dict:
-    """Deliver what the outbox holds, as the worker does: compose, deliver, mark sent with the
-    platform reference; a transient failure leaves the message pending for the next round."""
-    from sqlmodel import select
+def deliver_pending(store, transport, now=None) -> dict:
+    """One outbox pass of the real worker (bot/worker.py) with the Slack transport only."""
+    from bot.worker import Counts, Worker
+    from storage.models import utcnow
 
-    from bot.delivery import RecipientUnreachable, TransientDeliveryError
-    from flows.notices import compose
-    from storage.models import OutboxMessage, Person, utcnow
-
-    out = {"sent": 0, "transient": 0, "unreachable": 0}
-    with store.session() as s:
-        ids_ = [m.id for m in s.exec(select(OutboxMessage).where(OutboxMessage.state == "pending")
-                                     .order_by(OutboxMessage.id))]
-    for mid in ids_:
-        with store.session() as s:
-            msg = s.get(OutboxMessage, mid)
-            person = s.get(Person, msg.recipient_id)
-            notice = compose(s, msg)
-        try:
-            ref = transport.deliver(store, msg, notice, person)
-        except TransientDeliveryError:
-            out["transient"] += 1
-            with store.session() as s:
-                m = s.get(OutboxMessage, mid)
-                m.attempts += 1
-                s.add(m)
-            continue
-        except RecipientUnreachable:
-            out["unreachable"] += 1
-            continue
-        with store.session() as s:
-            m = s.get(OutboxMessage, mid)
-            m.state, m.platform_ref, m.transport, m.sent_at = "sent", ref, "slack", utcnow()
-            s.add(m)
-        out["sent"] += 1
-    return out
+    counts = Counts()
+    Worker(store, transports=[transport], worker_id="slack-test").deliver(now or utcnow(), counts)
+    return {"sent": counts.sent, "retried": counts.retried, "dead": counts.dead}

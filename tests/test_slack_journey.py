@@ -28,8 +28,8 @@ def env(store):
 
 
 def slack_raw(world, **over) -> dict:
+    over.setdefault("occurred_at", int(time.time()) - 3600)  # Slack's datetimepicker sends unix time
     raw = report_values(world, **over)
-    raw["occurred_at"] = int(time.time()) - 3600  # Slack's datetimepicker sends unix time
     return raw
 
 
