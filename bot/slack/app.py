@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 to_thread = asyncio.to_thread
 
 HELP = ("I help you tell your school's safeguarding team (the DSL) about a worry about a child, privately.\n"
-        "• Type /concern anywhere, use the shortcut “Report a safeguarding concern”, or press the button below.\n"
-        "• From a message: its ⋮ menu → “Report a concern about this” (only a link to the message is kept).\n"
+        "• Type /concern anywhere, use the ⚡ shortcut “Report a concern”, or press the button below.\n"
+        "• From a message: its ⋮ menu → “Start a concern report” (only a link to the message is kept).\n"
         "• My Home tab shows your reports and what happened to them.\n"
         "If a child is in immediate danger, call 999 first and find the safeguarding lead in person.")
 

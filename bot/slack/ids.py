@@ -7,8 +7,8 @@ from flows import notices
 
 # Declared in the manifest.
 COMMAND = "/concern"
-GLOBAL_SHORTCUT = "report_concern_shortcut"       # "Report a safeguarding concern"
-MESSAGE_SHORTCUT = "report_concern_from_message"  # "Report a concern about this"
+GLOBAL_SHORTCUT = "report_concern_shortcut"       # "Report a concern" (global: the ⚡ menu)
+MESSAGE_SHORTCUT = "report_concern_from_message"  # "Start a concern report" (a message's ⋮ menu)
 EVENTS = ("app_home_opened", "message.im")
 
 COMMANDS = (COMMAND,)
