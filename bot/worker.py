@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import ARRAY, Integer, any_, literal, select, update
 from tenacity import RetryCallState, wait_exponential, wait_random
 
 from bot.delivery import RecipientUnreachable, TransientDeliveryError, Transport
@@ -110,7 +110,11 @@ def lock_concerns(s, ids: set[int]) -> dict:
     if not ids:
         return {}
     ct = Concern.__table__
-    q = (select(*[ct.c[c] for c in nudge_rules.CONCERN_COLUMNS]).where(ct.c.id.in_(sorted(ids)))
+    if s.get_bind().dialect.name == "postgresql":  # one array parameter rather than one per id
+        wanted = ct.c.id == any_(literal(sorted(ids), ARRAY(Integer)))
+    else:
+        wanted = ct.c.id.in_(sorted(ids))
+    q = (select(*[ct.c[c] for c in nudge_rules.CONCERN_COLUMNS]).where(wanted)
          .order_by(ct.c.id).with_for_update(skip_locked=True))
     return {r.id: r for r in s.execute(q)}
 

@@ -84,10 +84,26 @@ def after_working_days(policy: Policy, start: datetime, days: int) -> datetime:
     after it (tests/test_nudges.py checks it against the definition)."""
     if days <= 0:
         return next_working_time(policy, start)
-    begin = next_working_time(policy, start).astimezone(policy.tz)
+    begin = _next_working_moment(policy, start)
     day = _nth_working_day_after(policy, begin.date(), days)
     # ``begin`` is inside working hours, so the same time on a working day is too.
     return datetime.combine(day, begin.time().replace(tzinfo=None), tzinfo=policy.tz).astimezone(timezone.utc)
+
+
+def _next_working_moment(policy: Policy, at: datetime) -> datetime:
+    """policy.next_working_time, in school local time, from day-level caches."""
+    local = at.astimezone(policy.tz)
+    wh, d = policy.working_hours, local.date()
+    if _is_working_day(policy, d) and local.time() < wh.end:
+        return local if local.time() >= wh.start else datetime.combine(d, wh.start, tzinfo=policy.tz)
+    return datetime.combine(_nth_working_day_after(policy, d, 1), wh.start, tzinfo=policy.tz)
+
+
+@lru_cache(maxsize=8192)
+def _is_working_day(policy: Policy, d: date) -> bool:
+    from .policy import is_working_day
+
+    return is_working_day(policy, d)
 
 
 @lru_cache(maxsize=8192)
@@ -136,6 +152,16 @@ def local_text(policy: Policy, at: datetime) -> str:
     return at.astimezone(policy.tz).strftime("%a %d %b %Y %H:%M")
 
 
+@lru_cache(maxsize=1024)
+def _built_policy(nation: str, tz: str, closures: tuple, trust_json: str, school_json: str) -> Policy:
+    # Keyed by content: schools sharing their trust's policy share one validated Policy, and a
+    # changed policy is a new key.
+    from .policy import build_policy
+
+    return build_policy(nation=nation, timezone=tz, closures=closures,
+                        overrides=[json.loads(trust_json), json.loads(school_json)])
+
+
 def _policy(s: Session, school_id: int) -> Policy:
     school = s.get(School, school_id)
     return policy_for(school, s.get(Trust, school.trust_id))
@@ -150,21 +176,22 @@ def insert_ignoring_duplicates(s: Session, table, rows: list[dict], key: str = "
         return
     dialect = s.get_bind().dialect
     if dialect.name == "postgresql":
-        # One statement whatever the number of rows: each column travels as one array
-        # parameter and unnest() turns them back into rows (a sweep writes thousands).
+        # One statement and one parameter whatever the number of rows (a sweep writes
+        # thousands): the rows travel as one JSON document that json_populate_recordset
+        # turns back into rows of the table's own type on the server.
         cols = list(rows[0])
-        params, arrays = {}, []
-        for i, name in enumerate(cols):
-            typ = table.c[name].type
-            values = [r[name] for r in rows]
-            if isinstance(typ, JSON):
-                values = [None if v is None else json.dumps(v) for v in values]
-            elif isinstance(typ, UTCDateTime):
-                values = [typ.process_bind_param(v, dialect) for v in values]
-            params[f"a{i}"] = values
-            arrays.append(f"CAST(:a{i} AS {typ.compile(dialect=dialect)}[])")
-        s.execute(text(f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT * FROM unnest({', '.join(arrays)}) "
-                       f"ON CONFLICT ({key}) DO NOTHING"), params)
+        stamps = [c for c in cols if isinstance(table.c[c].type, UTCDateTime)]
+        docs = []
+        for r in rows:
+            r = dict(r)
+            for c in stamps:
+                if r[c] is not None:
+                    r[c] = r[c].astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+            docs.append(r)
+        names = ", ".join(cols)
+        s.execute(text(f"INSERT INTO {table.name} ({names}) SELECT {names} "
+                       f"FROM json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) "
+                       f"ON CONFLICT ({key}) DO NOTHING"), {"rows": json.dumps(docs)})
         return
     from sqlalchemy.dialects.sqlite import insert
 
@@ -306,6 +333,7 @@ class FireContext:
 
     def __init__(self, s: Session, now: datetime, concerns: list):
         self.s, self.now = s, now
+        self._concerns = concerns
         self._policies: dict[int, Policy] = {}
         self._roles: dict[tuple, list[int]] = {}
         ids: set[int] = set()
@@ -322,8 +350,23 @@ class FireContext:
 
     def policy(self, school_id: int) -> Policy:
         if school_id not in self._policies:
-            self._policies[school_id] = _policy(self.s, school_id)
+            if not self._policies:  # first use: every school of the batch, and their trusts, in two queries
+                self._load_policies()
+            if school_id not in self._policies:
+                self._policies[school_id] = _policy(self.s, school_id)
         return self._policies[school_id]
+
+    def _load_policies(self) -> None:
+        ids = {c.school_id for c in self._concerns}
+        if not ids:
+            return
+        schools = list(self.s.exec(select(School.id, School.trust_id, School.nation, School.timezone, School.closures,
+                                          School.policy).where(School.id.in_(ids))))
+        trusts = dict(self.s.exec(select(Trust.id, Trust.policy).where(Trust.id.in_({r[1] for r in schools}))).all())
+        for sid, tid, nation, tz, closures, policy in schools:
+            self._policies[sid] = _built_policy(nation, tz, tuple(closures or ()),
+                                                json.dumps(trusts.get(tid) or {}, sort_keys=True),
+                                                json.dumps(policy or {}, sort_keys=True))
 
     def inactivity_from_now(self, school_id: int) -> datetime:
         key = ("inactivity", school_id)

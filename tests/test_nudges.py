@@ -328,3 +328,17 @@ def test_working_day_arithmetic_matches_its_definition(store, world):
         assert nudge_rules.after_working_days(p, start, days) == expected
 
     check()
+
+
+def test_a_nudge_kind_without_a_rule_is_delivered_as_written_or_cancelled(store, world):
+    """Other modules' nudges (e.g. the transfer reminder) carry their own safe wording."""
+    with store.session() as s:
+        s.add(Nudge(kind="transfer_confirm", recipient_id=world.dsl, due_at=NOW, dedupe_key="x:1",
+                    payload={"title": "A transfer is not confirmed", "text": "Transfer 7 is not confirmed"}))
+        s.add(Nudge(kind="mystery", due_at=NOW, dedupe_key="x:2", payload={}))
+    counts = sweep(store, NOW)
+    assert (counts.nudges_fired, counts.nudges_cancelled) == (1, 1)
+    with store.session() as s:
+        msg = s.exec(select(OutboxMessage).where(OutboxMessage.kind == "transfer_confirm")).one()
+        assert msg.recipient_id == world.dsl and notices.compose(s, msg).text == "Transfer 7 is not confirmed"
+        assert {n.dedupe_key: n.state for n in s.exec(select(Nudge))} == {"x:1": "done", "x:2": "cancelled"}
