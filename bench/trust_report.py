@@ -36,7 +36,6 @@ from sqlalchemy.dialects import postgresql  # noqa: E402
 from flows import analytics  # noqa: E402
 from storage.crypto import generate_key  # noqa: E402
 from storage.db import Store, normalise_url  # noqa: E402
-from storage.models import Concern  # noqa: E402
 
 NOW = datetime(2026, 8, 31, 12, 0, tzinfo=timezone.utc)
 YEAR = (datetime(2025, 9, 1, tzinfo=timezone.utc), datetime(2026, 9, 1, tzinfo=timezone.utc))

@@ -238,8 +238,6 @@ def qa_sample(as_: str = typer.Option(..., "--as", help="Your email (safeguardin
     if not ids:
         typer.echo("no closed concerns left to sample")
         return
-    from sqlmodel import select
-
     from storage.models import Concern, QaReview
     with store.session() as s:
         for rid in ids:

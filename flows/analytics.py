@@ -20,7 +20,6 @@ from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Iterable
 
 from sqlalchemy import Float, Text, cast, func, literal_column, select
 

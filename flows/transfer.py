@@ -27,6 +27,7 @@ from storage.models import (AuditEvent, Child, ChronologyEntry, Concern, Nudge, 
                             utcnow)
 from storage.people import siblings_of
 
+from . import schedule
 from .access import actor, is_dsl_team
 from .chronology import require_dsl_for_child
 from .errors import Conflict, FlowError, NotAllowed, NotFound
@@ -209,7 +210,9 @@ def send(store: Store, actor_id: int, child_id: int, to_school: str, *, now: dat
         pol = policy_for(school, s.get(Trust, school.trust_id))
         days = pol.nudges.transfer_confirm_working_days
         due = add_working_days(pol, now, days)
-        s.add(Nudge(kind=NUDGE_KIND, concern_id=latest.id, recipient_id=person.id, due_at=due,
+        # Not tied to a concern: the worker drops nudges of closed concerns, and a file is
+        # usually transferred with its concerns closed.
+        s.add(Nudge(kind=NUDGE_KIND, concern_id=None, recipient_id=person.id, due_at=due,
                     dedupe_key=f"{NUDGE_KIND}:{t.id}",
                     payload={"transfer_id": t.id,
                              "title": "A child protection file transfer is not confirmed",
@@ -219,6 +222,7 @@ def send(store: Store, actor_id: int, child_id: int, to_school: str, *, now: dat
                                        f"Then record it: safeguarding-bot transfer confirm {t.id} --by \"name, role\"."]}))
         latest.last_activity_at = now
         s.add(latest)
+        schedule.on_event(s, latest, "transfer_exported", now, transfer_id=t.id)
         return Sent(transfer_id=t.id, pack=pack, due=due)
 
 
@@ -265,6 +269,8 @@ def _confirm(s: Session, store: Store, person: Person, t: Transfer, confirmed_by
     for n in s.exec(select(Nudge).where(Nudge.dedupe_key == f"{NUDGE_KIND}:{t.id}", Nudge.state == "pending")):
         n.state = "cancelled"
         s.add(n)
+    if latest is not None:
+        schedule.on_event(s, latest, "transfer_confirmed", now, transfer_id=t.id)
     return {"transfer_id": t.id, "confirmed_at": at, "confirmed_by": confirmed_by}
 
 

@@ -214,3 +214,23 @@ def test_transfer_and_import_commands(store, world, cli_env, tmp_path):
     assert r.returncode != 0 and "already confirmed" in r.stderr
     r = run_cli(["audit", "verify"], cli_env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+
+
+def test_unconfirmed_transfer_nudges_the_sender_once_due_and_says_nothing_about_the_child(store, world):
+    from bot.worker import sweep_nudges
+    from storage.models import OutboxMessage
+
+    sent = transfer.send(store, world.dsl, world.child, "Oak Academy", now=T0 + timedelta(days=40))
+    sweep_nudges(store, sent.due - timedelta(minutes=1))
+    with store.session() as s:
+        assert s.exec(select(OutboxMessage).where(OutboxMessage.kind == transfer.NUDGE_KIND)).all() == []
+    sweep_nudges(store, sent.due + timedelta(minutes=1))
+    with store.session() as s:
+        (msg,) = s.exec(select(OutboxMessage).where(OutboxMessage.kind == transfer.NUDGE_KIND)).all()
+        assert msg.recipient_id == world.dsl and msg.payload["transfer_id"] == sent.transfer_id
+        assert "not confirmed" in msg.payload["title"]
+        text = json.dumps(msg.payload)
+        for secret in ("Amira", "Zed", "A100", "Oak"):
+            assert secret not in text
+        n = s.exec(select(Nudge).where(Nudge.kind == transfer.NUDGE_KIND)).one()
+        assert n.state == "done"

@@ -2,7 +2,6 @@
 
 import io
 import json
-from datetime import timedelta
 
 import pytest
 from pypdf import PdfReader
@@ -13,7 +12,7 @@ from flows.chronology import child_file
 from storage.models import AuditEvent
 
 from .conftest import run_cli
-from .cpfile_support import T0, build_world, full_history
+from .cpfile_support import build_world, full_history
 
 
 @pytest.fixture
