@@ -145,7 +145,7 @@ def transfer_send(child: str = typer.Argument(..., help="MIS id / UPN, or the in
 def transfer_confirm(transfer_id: int = typer.Argument(..., help="The transfer number given by `transfer send`."),
                      by: str = typer.Option(..., "--by", help="Who at the receiving school confirmed receipt (name, role)."),
                      as_: str = typer.Option(..., "--as", help=AS_HELP),
-                     at: Optional[str] = typer.Option(None, "--at", help="When they confirmed (default: now).")) -> None:
+                     at: Optional[str] = typer.Option(None, "--at", help="When they confirmed, ISO date-time, UTC unless an offset is given (default: now).")) -> None:
     """Record the receiving school's confirmation of receipt."""
     from flows import transfer
 
@@ -193,6 +193,8 @@ def register(app: typer.Typer) -> None:
 
 def report(school: Optional[str] = typer.Option(None, "--school", help="One school's slug (default: every school, "
                                                                       "small numbers suppressed)."),
+           trust: Optional[str] = typer.Option(None, "--trust", help="Roll up one trust's schools (small numbers "
+                                                                    "suppressed)."),
            from_: Optional[str] = typer.Option(None, "--from", help="First day (YYYY-MM-DD), by date raised."),
            to: Optional[str] = typer.Option(None, "--to", help="Last day (YYYY-MM-DD), inclusive."),
            fmt: str = typer.Option("table", "--format", help="table | csv | json | html"),
@@ -212,7 +214,8 @@ def report(school: Optional[str] = typer.Option(None, "--school", help="One scho
     if end is not None and to and len(to) == 10:
         end = end + timedelta(days=1)
     try:
-        data = analytics.build_report(store, school=school, start=_when(from_), end=end, now=_when(now))
+        data = analytics.build_report(store, school=school, trust=trust, start=_when(from_), end=end,
+                                      now=_when(now))
     except LookupError as exc:
         _fail(str(exc).strip("'\""))
     text = report_render.render(data, fmt)

@@ -28,6 +28,12 @@ def _label(section: str, key: str) -> str:
     return key.replace("_", " ")
 
 
+def _scope(sc: dict) -> str:
+    if sc.get("school"):
+        return sc["school"]
+    return f"trust {sc['trust']}" if sc.get("trust") else "all schools"
+
+
 def flat_rows(report: dict) -> list[tuple[str, str, object]]:
     """(section, key, value) rows: the CSV and the text table."""
     rows = [("total", "concerns", report["concerns"])]
@@ -67,7 +73,7 @@ def to_csv(report: dict) -> str:
 
 def to_table(report: dict) -> str:
     sc = report["scope"]
-    lines = [f"Safeguarding report — {sc['school'] or 'all schools'}; from {sc['from'] or 'the start'} "
+    lines = [f"Safeguarding report — {_scope(sc)}; from {sc['from'] or 'the start'} "
              f"to {sc['to'] or 'now'}" + (f"; counts under {sc['suppressed_below']} shown as <{sc['suppressed_below']}"
                                           if sc["suppressed_below"] else "")]
     current = None
@@ -134,7 +140,7 @@ def to_html(report: dict) -> str:
              "td,th{border:1px solid #bbb;padding:3px 8px;text-align:left} h2{border-bottom:1px solid #999}"
              "img{max-width:100%} @media print{h2{page-break-after:avoid} img,table{page-break-inside:avoid}}</style>",
              "</head><body>",
-             f"<h1>Safeguarding report — {escape(sc['school'] or 'all schools')}</h1>",
+             f"<h1>Safeguarding report — {escape(_scope(sc))}</h1>",
              f"<p>From {escape(sc['from'] or 'the start')} to {escape(sc['to'] or 'now')}. "
              f"Generated {escape(sc['generated_at'][:16])}. {report['concerns']} concerns.</p>"]
     if sc["suppressed_below"]:

@@ -177,10 +177,11 @@ def report_queries(conds: list, dialect: str = "postgresql") -> dict:
     }
 
 
-def build_report(store: Store, *, school: str | None = None, start: datetime | None = None,
-                 end: datetime | None = None, now: datetime | None = None) -> dict:
-    """The report as a plain dict (JSON-ready). ``school`` is a slug; without it, the whole
-    database (every trust) with small numbers suppressed. ``end`` is exclusive."""
+def build_report(store: Store, *, school: str | None = None, trust: str | None = None,
+                 start: datetime | None = None, end: datetime | None = None, now: datetime | None = None) -> dict:
+    """The report as a plain dict (JSON-ready). ``school`` is a slug: that school's exact
+    figures. Otherwise a roll-up with small numbers suppressed, of one ``trust`` (slug) or of
+    every school in the database. ``end`` is exclusive."""
     now = now or utcnow()
     with store.session() as s:
         schools = {sc.id: sc for sc in s.scalars(select(School))}
@@ -191,9 +192,16 @@ def build_report(store: Store, *, school: str | None = None, start: datetime | N
             if not match:
                 raise LookupError(f"no school {school!r}")
             school_ids = [match[0].id]
+        elif trust is not None:
+            match = [t for t in trusts.values() if t.slug == trust]
+            if not match:
+                raise LookupError(f"no trust {trust!r}")
+            school_ids = [sid for sid, sc in schools.items() if sc.trust_id == match[0].id]
         queries = report_queries(_filters(school_ids, start, end), s.get_bind().dialect.name)
         data = {name: s.execute(q).all() for name, q in queries.items()}
-    return _compute(data, schools, _Deadlines(schools, trusts), now=now, school=school, start=start, end=end)
+    report = _compute(data, schools, _Deadlines(schools, trusts), now=now, school=school, start=start, end=end)
+    report["scope"]["trust"] = trust if school is None else None
+    return report
 
 
 @lru_cache(maxsize=4096)

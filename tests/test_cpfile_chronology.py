@@ -212,6 +212,18 @@ def test_transfer_and_import_commands(store, world, cli_env, tmp_path):
     assert r.returncode == 2 and "refused" in r.stderr and "hash" in r.stderr
     r = run_cli(["transfer", "confirm", "1", "--by", "x", "--as", "dsl@s.test"], cli_env, cwd=tmp_path)
     assert r.returncode != 0 and "already confirmed" in r.stderr
+    # a school not on this system: the sender records the confirmation that came back
+    r = run_cli(["transfer", "send", "A102", "--to", "Elm Academy", "--as", "dsl@s.test"], cli_env, cwd=tmp_path)
+    assert r.returncode == 2 and "no concerns" in r.stderr  # Ben has no file to send
+    r = run_cli(["transfer", "send", "A101", "--to", "Elm Academy", "--as", "deputy@s.test"], cli_env, cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "transfer-2.json").exists()
+    r = run_cli(["transfer", "confirm", "2", "--by", "Jo Bloggs, DSL, Elm Academy", "--at", "2026-11-20T10:30",
+                 "--as", "dsl@s.test"], cli_env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "confirmed by Jo Bloggs, DSL, Elm Academy at 20/11/2026 10:30" in r.stdout
+    with store.session() as s:
+        t2 = s.get(Transfer, 2)
+        assert t2.state == "confirmed" and t2.confirmed_at.isoformat().startswith("2026-11-20T10:30")
     r = run_cli(["audit", "verify"], cli_env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
 

@@ -210,3 +210,8 @@ def test_subject_access_exports(store, world, cli_env, tmp_path):
     r = run_cli(["sar", "--email", "teacher@s.test", "--child", "A100", "--out", str(out), "--as", "dsl@s.test"],
                 cli_env, cwd=tmp_path)
     assert r.returncode == 2 and "exactly one" in r.stderr
+    r = run_cli(["sar", "--email", "teacher@s.test", "--out", str(out), "--as", "dsl@s.test"], cli_env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["person"]["email"] == "teacher@s.test"
+    r = run_cli(["sar", "--email", "teacher@s.test", "--out", str(out), "--as", "ta@s.test"], cli_env, cwd=tmp_path)
+    assert r.returncode == 2 and "refused" in r.stderr

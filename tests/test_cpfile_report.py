@@ -110,6 +110,10 @@ def test_trust_rollup_suppresses_small_numbers_and_names_no_child(store, fixture
     roll = {row["school"]: row for row in r["trust_rollup"]}
     assert roll["s"]["concerns"] == 5 and roll["s"]["overdue"] == "<5" and roll["o"]["concerns"] == "<5"
     assert roll["o"]["overdue"] == 0
+    one = analytics.build_report(store, trust="t2", now=NOW)
+    assert one["concerns"] == 2 and one["by_school"] == {"o": "<5"} and one["scope"]["trust"] == "t2"
+    with pytest.raises(LookupError):
+        analytics.build_report(store, trust="nope")
     text = json.dumps(r)
     for secret in ("Amira", "Zed", "Ben Oak", "A100", "Hand-counted"):
         assert secret not in text
@@ -138,8 +142,10 @@ def test_report_command_on_the_fixture(store, fixture, cli_env, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "total,concerns,4" in res.stdout  # c3, c4, c5 and c7: --to is inclusive of its day
     out = tmp_path / "r.html"
-    res = run_cli(["report", "--format", "html", "--out", str(out)], cli_env, cwd=tmp_path)
-    assert res.returncode == 0 and "<img" in out.read_text()
+    res = run_cli(["report", "--trust", "t", "--format", "html", "--out", str(out)], cli_env, cwd=tmp_path)
+    assert res.returncode == 0 and "<img" in out.read_text() and "trust t" in out.read_text()
+    res = run_cli(["report", "--trust", "t", "--format", "table", "--now", NOW.isoformat()], cli_env, cwd=tmp_path)
+    assert res.returncode == 0 and "counts under 5 shown as <5" in res.stdout
     res = run_cli(["report", "--school", "nope"], cli_env, cwd=tmp_path)
     assert res.returncode == 2 and "no school" in res.stderr
 
