@@ -35,8 +35,24 @@ STATUTORY_FROM_REFERRAL = ("sc_acknowledgement", "sc_decision")
 STATUTORY_FROM_STRATEGY = ("section47", "icpc")
 
 
+SECONDARY = "c"  # withheld so that a "<5" cannot be worked out by subtraction from a total
+
+
 def suppress(n: int) -> int | str:
     return SUPPRESSED if 0 < n < SUPPRESS_BELOW else n
+
+
+def protect(cells: dict) -> dict:
+    """Primary suppression (1..4 -> "<5"), then secondary: when exactly one cell of a set
+    that adds up to a published total is suppressed, the smallest other non-zero cell is
+    withheld too ("c"), so the suppressed one cannot be recovered by subtraction."""
+    out = {k: suppress(v) for k, v in cells.items()}
+    hidden = [k for k, v in out.items() if v == SUPPRESSED]
+    if len(hidden) == 1:
+        others = sorted((v, str(k), k) for k, v in cells.items() if k not in hidden and v > 0)
+        if others:
+            out[others[0][2]] = SECONDARY
+    return out
 
 
 def _stats(values: list[float]) -> dict:
@@ -267,19 +283,26 @@ def _compute(data: dict, schools, deadlines: _Deadlines, *, now, school, start, 
 
     trust_scope = school is None
     sup = suppress if trust_scope else (lambda n: n)
+    prot = protect if trust_scope else (lambda d: dict(d))
+
+    def n_only(stats: dict) -> dict:  # in a roll-up, a duration summary of 1..4 concerns says too much
+        if trust_scope and 0 < stats["n"] < SUPPRESS_BELOW:
+            return {"n": SUPPRESSED, "median": None, "p90": None}
+        return stats
+
     return {
         "scope": {"school": school, "from": start.date().isoformat() if start else None,
                   "to": (end - timedelta(days=1)).date().isoformat() if end else None,
                   "generated_at": now.isoformat(), "suppressed_below": SUPPRESS_BELOW if trust_scope else None},
         "concerns": sum(by_school.values()),
         "by_category": {k: sup(v) for k, v in sorted(by_category.items())},
-        "by_month": {k: sup(v) for k, v in sorted(by_month.items())},
-        "by_school": {k: sup(v) for k, v in sorted(by_school.items())},
-        "time_to_acknowledge_hours": ack_stats,
-        "time_to_decision_hours": decision_stats,
-        "decisions": {k: sup(v) for k, v in sorted(decisions.items())},
-        "overdue": {**{k: sup(v) for k, v in overdue.items()}, "total": sup(sum(overdue.values()))},
-        "statutory_missed": {**{k: sup(v) for k, v in sorted(missed["by_step"].items())},
+        "by_month": prot(dict(sorted(by_month.items()))),
+        "by_school": prot(dict(sorted(by_school.items()))),
+        "time_to_acknowledge_hours": n_only(ack_stats),
+        "time_to_decision_hours": n_only(decision_stats),
+        "decisions": prot(dict(sorted(decisions.items()))),
+        "overdue": {**prot(dict(overdue)), "total": sup(sum(overdue.values()))},
+        "statutory_missed": {**prot(dict(sorted(missed["by_step"].items()))),
                              "total": sup(sum(missed["by_step"].values()))},
         "repeated_concerns": {"children": sup(len(repeated)),
                               "list": [] if trust_scope else [{"child_id": cid, "concerns": n} for _, cid, n in repeated]},
@@ -324,15 +347,21 @@ def _statutory_missed(referral_rows, school_of, deadlines: _Deadlines, now: date
 
 
 def _rollup(per_school: dict[int, Counter], schools: dict[int, School]) -> list[dict]:
-    """One row per school, every count 1..4 suppressed: for the trust, not the school."""
+    """One row per school, for the trust: each column is protected across the schools (a
+    column adds up to a figure shown elsewhere in the report)."""
+    sids = sorted(per_school, key=lambda i: schools[i].slug)
+    columns = {"concerns": "concerns", "overdue": "overdue", "statutory_missed": "statutory_missed",
+               "repeated_children": "repeated_children", "checkins_no_change_or_worse": "checkin_worrying"}
+    protected = {name: protect({sid: per_school[sid][key] for sid in sids}) for name, key in columns.items()}
+    cats = sorted({k for sid in sids for k in per_school[sid] if k.startswith("cat:")})
+    by_cat = {k: protect({sid: per_school[sid][k] for sid in sids}) for k in cats}
     out = []
-    for sid in sorted(per_school, key=lambda i: schools[i].slug):
-        c = per_school[sid]
-        cats = {k[4:]: suppress(v) for k, v in sorted(c.items()) if k.startswith("cat:")}
-        out.append({"school": schools[sid].slug, "concerns": suppress(c["concerns"]), "by_category": cats,
-                    "overdue": suppress(c["overdue"]), "statutory_missed": suppress(c["statutory_missed"]),
-                    "repeated_children": suppress(c["repeated_children"]),
-                    "checkins_no_change_or_worse": suppress(c["checkin_worrying"])})
+    for sid in sids:
+        row = {"school": schools[sid].slug, "concerns": protected["concerns"][sid],
+               "by_category": {k[4:]: by_cat[k][sid] for k in cats if per_school[sid][k]}}
+        for name in ("overdue", "statutory_missed", "repeated_children", "checkins_no_change_or_worse"):
+            row[name] = protected[name][sid]
+        out.append(row)
     return out
 
 

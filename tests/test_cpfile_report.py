@@ -104,11 +104,12 @@ def test_date_range_start_inclusive_end_exclusive(store, fixture):
 def test_trust_rollup_suppresses_small_numbers_and_names_no_child(store, fixture):
     r = analytics.build_report(store, now=NOW)
     assert r["concerns"] == 7 and r["scope"]["suppressed_below"] == 5
-    assert r["by_school"] == {"o": "<5", "s": 5}
+    # o's 2 would follow from 7 - 5: s is withheld too (secondary suppression)
+    assert r["by_school"] == {"o": "<5", "s": "c"}
     assert r["by_category"] == {"bullying": "<5", "neglect": "<5", "online_safety": "<5", "physical_abuse": "<5"}
     assert r["repeated_concerns"] == {"children": "<5", "list": []}
     roll = {row["school"]: row for row in r["trust_rollup"]}
-    assert roll["s"]["concerns"] == 5 and roll["s"]["overdue"] == "<5" and roll["o"]["concerns"] == "<5"
+    assert roll["s"]["concerns"] == "c" and roll["s"]["overdue"] == "<5" and roll["o"]["concerns"] == "<5"
     assert roll["o"]["overdue"] == 0
     one = analytics.build_report(store, trust="t2", now=NOW)
     assert one["concerns"] == 2 and one["by_school"] == {"o": "<5"} and one["scope"]["trust"] == "t2"
@@ -117,6 +118,13 @@ def test_trust_rollup_suppresses_small_numbers_and_names_no_child(store, fixture
     text = json.dumps(r)
     for secret in ("Amira", "Zed", "Ben Oak", "A100", "Hand-counted"):
         assert secret not in text
+
+
+def test_secondary_suppression():
+    assert analytics.protect({"a": 3, "b": 40, "c": 12}) == {"a": "<5", "b": 40, "c": "c"}
+    assert analytics.protect({"a": 3, "b": 2, "c": 12}) == {"a": "<5", "b": "<5", "c": 12}  # only a range follows
+    assert analytics.protect({"a": 0, "b": 9}) == {"a": 0, "b": 9}
+    assert analytics.protect({"a": 1}) == {"a": "<5"}
 
 
 def test_formats(store, fixture):
