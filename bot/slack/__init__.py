@@ -55,6 +55,21 @@ def install_slack(settings, store, routes: list, startups: list, shutdowns: list
     app = build_app(settings, store)
     handler = AsyncSlackRequestHandler(app)
 
+    async def open_session():
+        # One keep-alive HTTP session for every Web API call (slack_sdk otherwise opens a new
+        # aiohttp session, and connection, per call).
+        import aiohttp
+
+        app.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                                   trust_env=True)  # HTTPS_PROXY / NO_PROXY, as school networks need
+
+    async def close_session():
+        if app.client.session is not None:
+            await app.client.session.close()
+
+    startups.append(open_session)
+    shutdowns.append(close_session)
+
     async def events(request: Request):
         return await handler.handle(request)
 

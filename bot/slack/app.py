@@ -82,6 +82,10 @@ class SlackHandlers:
         self.store = store
         self.settings = settings
         self.directory = Directory(store)
+        # Work after the ack (saving a concern) takes at most two of the default executor's
+        # threads, so that the checks a view submission must answer within 3 s never queue
+        # behind a burst of saves.
+        self.after_ack = asyncio.Semaphore(2)
 
     # ------------------------------------------------------------ helpers
 
@@ -148,7 +152,8 @@ class SlackHandlers:
             await self.unknown(client, body, view_id)
             return
         md = {"src": source_link} if source_link else {}
-        await client.views_update(view_id=view_id, view=render.report_modal(form, metadata=md))
+        view = render.blank_report_modal() if not md else render.report_modal(form, metadata=md)
+        await client.views_update(view_id=view_id, view=view)
 
     def check_report(self, person_id: int, raw: dict) -> dict:
         report.validate(self.store, person_id, raw)
@@ -179,8 +184,9 @@ class SlackHandlers:
         await ack(response_action="update", view=render.info_modal("Sending…", [
             "Sending your concern to the safeguarding team…"]))
         try:
-            receipt = await to_thread(report.submit, self.store, pid, raw, submission_key=f"slack:{view['id']}",
-                                      source_link=md.get("src"))
+            async with self.after_ack:
+                receipt = await to_thread(report.submit, self.store, pid, raw, submission_key=f"slack:{view['id']}",
+                                          source_link=md.get("src"))
         except FormErrors as exc:
             await client.views_update(view_id=view["id"], view=render.info_modal("Not sent yet", [
                 "Something in the form needs changing: " + " ".join(exc.errors.values()),

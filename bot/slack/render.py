@@ -4,6 +4,7 @@ a Notice -> message blocks, the record, App Home. No I/O here."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import date, datetime
 from typing import Any
@@ -182,6 +183,21 @@ def report_modal(form: Form, *, values: dict | None = None, hints: dict | None =
     return modal(ids.VIEW_REPORT, form.title, form_blocks(form, values, errors_hint=hints, child_label=child_label,
                                                           top=top, dispatch=("immediate_danger",)),
                  submit=submit, private_metadata=meta(**(metadata or {})))
+
+
+_BLANK: dict[str, tuple[str, dict]] = {}
+
+
+def blank_report_modal() -> dict:
+    """The empty report form, rendered once per taxonomy version (it is the same for everyone)."""
+    from flows import taxonomy
+    from flows.report import report_form
+
+    version = taxonomy.current().version
+    hit = _BLANK.get("v")
+    if hit is None or hit[0] != version:
+        hit = _BLANK["v"] = (version, report_modal(report_form()))
+    return copy.deepcopy(hit[1])
 
 
 def receipt_modal(lines: list[str], reference: str, urgent: bool) -> dict:
