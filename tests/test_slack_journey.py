@@ -36,7 +36,8 @@ def slack_raw(world, **over) -> dict:
 def open_report(env, user: str):
     r = env.slack.command(user)
     assert r.status_code == 200 and r.text == ""  # nothing said in the channel
-    env.fake.wait(lambda f: any(c.method == "views.update" and c.args["view"]["callback_id"] == "report_concern_modal"
+    env.fake.wait(lambda f: any(c.method in ("views.open", "views.update") and c.status == 200
+                                and c.args["view"]["callback_id"] == "report_concern_modal"
                                 and any(b["type"] == "input" for b in c.args["view"]["blocks"]) for c in f.calls))
     return env.fake.last_view()
 

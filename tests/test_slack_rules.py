@@ -192,6 +192,40 @@ def test_validation_errors_are_shown_inline(env):
     assert not concerns(env.store)
 
 
+def test_modal_opens_first_then_is_filled_and_is_opened_whole_once_known(env):
+    teacher = env.user("teacher")
+    env.slack.command(teacher)
+    env.fake.wait(lambda f: f.of("views.update"))
+    methods = [c.method for c in env.fake.calls if c.method != "auth.test"]
+    assert methods[0] == "views.open"  # before any look-up
+    assert not any(b["type"] == "input" for b in env.fake.of("views.open")[0].args["view"]["blocks"])
+    # the person is known now: the next /concern opens the whole form in one call
+    env.slack.command(teacher)
+    env.fake.wait(lambda f: len(f.of("views.open")) == 2)
+    assert any(b["type"] == "input" for b in env.fake.of("views.open")[1].args["view"]["blocks"])
+    assert len(env.fake.of("views.update")) == 1
+
+
+def test_slow_checks_ack_first_and_show_errors_in_the_modal(env):
+    """A busy database must not make Slack show "didn't respond": past the budget the ack goes
+    first and the modal is updated with the result (here: errors, with everything kept)."""
+    env.app.state.slack.safeguarding.ACK_BUDGET = 0.0
+    teacher = env.user("teacher")
+    vid, view = open_report(env, teacher)
+    raw = slack_raw(env.world, account="too short")
+    r = env.slack.submit(teacher, vid, view, fill(view, raw))
+    assert r.json()["response_action"] == "update"
+    upd = env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view_id"] == vid
+                                   and "Not sent yet" in json.dumps(c.args["view"])])
+    back = upd[-1].args["view"]
+    assert "at least 20 characters" in json.dumps(back)
+    loc = next(b for b in back["blocks"] if b.get("block_id") == "location")
+    assert loc["element"]["initial_value"] == "Year 5 classroom"  # nothing typed is lost
+    r = env.slack.submit(teacher, vid, back, fill(back, slack_raw(env.world)))
+    env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view"]["callback_id"] == "report_receipt_modal"])
+    assert len(concerns(env.store)) == 1
+
+
 def test_immediate_danger(env):
     w = env.world
     teacher = env.user("teacher")

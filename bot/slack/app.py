@@ -146,12 +146,17 @@ class SlackHandlers:
 
     async def start_report(self, client, body: dict, source_link: str | None = None) -> None:
         form = report.report_form()
+        md = {"src": source_link} if source_link else {}
+        if self.directory.cached(_team(body), _user(body)) is not None:
+            # Known (no look-up needed): the form itself is opened at once, one call.
+            await self.open_view(client, body, render.blank_report_modal() if not md else
+                                 render.report_modal(form, metadata=md))
+            return
         view_id = await self.open_view(client, body, render.loading_modal(ids.VIEW_REPORT, form.title))
         pid = await self.person(client, body)
         if pid is None:
             await self.unknown(client, body, view_id)
             return
-        md = {"src": source_link} if source_link else {}
         view = render.blank_report_modal() if not md else render.report_modal(form, metadata=md)
         await client.views_update(view_id=view_id, view=view)
 
@@ -159,38 +164,59 @@ class SlackHandlers:
         report.validate(self.store, person_id, raw)
         return report.wording_hints(self.store, person_id, raw)
 
+    ACK_BUDGET = 2.0  # seconds: Slack shows an error after 3
+
     async def on_report_submission(self, ack, body, client, view) -> None:
+        """Checks answered in the ack (errors inline, the wording check as an updated view), then
+        the concern is saved after the ack, keyed on view.id (a double click saves it once).
+        Should the checks be slow (a busy database), the ack goes first and the modal is
+        updated with their result: Slack never sees a late answer."""
         form = report.report_form()
         md = render.read_meta(view)
         raw = render.state_values(view)
+        label = render.selected_child_label(view)
         pid = await self.person(client, body)
         if pid is None:
             await ack(response_action="update", view=render.info_modal(
                 "Not in the directory", [await to_thread(self.directory.whom_to_ask, _team(body))]))
             return
+        sending = render.info_modal("Sending…", ["Sending your concern to the safeguarding team…"])
+        check = asyncio.ensure_future(to_thread(self.check_report, pid, raw))
+        acked = False
         try:
-            hints = await to_thread(self.check_report, pid, raw)
+            try:
+                hints = await asyncio.wait_for(asyncio.shield(check), self.ACK_BUDGET)
+            except asyncio.TimeoutError:
+                await ack(response_action="update", view=sending)
+                acked = True
+                hints = await check
         except FormErrors as exc:
-            await ack(response_action="errors", errors=_errors_for(view, exc.errors))
+            if not acked:
+                await ack(response_action="errors", errors=_errors_for(view, exc.errors))
+            else:
+                await client.views_update(view_id=view["id"], view=render.report_modal(
+                    form, values=raw, child_label=label, metadata=md, problems=exc.errors))
             return
         except FlowError as exc:
-            await ack(response_action="update", view=render.info_modal("Cannot send this", [str(exc)]))
+            bad = render.info_modal("Cannot send this", [str(exc)])
+            await (client.views_update(view_id=view["id"], view=bad) if acked
+                   else ack(response_action="update", view=bad))
             return
         if hints and not md.get("wc"):
             md["wc"] = 1  # shown once: then it can be sent as it is
-            await ack(response_action="update", view=render.report_modal(
-                form, values=raw, hints=hints, child_label=render.selected_child_label(view), metadata=md))
+            checked = render.report_modal(form, values=raw, hints=hints, child_label=label, metadata=md)
+            await (client.views_update(view_id=view["id"], view=checked) if acked
+                   else ack(response_action="update", view=checked))
             return
-        await ack(response_action="update", view=render.info_modal("Sending…", [
-            "Sending your concern to the safeguarding team…"]))
+        if not acked:
+            await ack(response_action="update", view=sending)
         try:
             async with self.after_ack:
                 receipt = await to_thread(report.submit, self.store, pid, raw, submission_key=f"slack:{view['id']}",
                                           source_link=md.get("src"))
-        except FormErrors as exc:
-            await client.views_update(view_id=view["id"], view=render.info_modal("Not sent yet", [
-                "Something in the form needs changing: " + " ".join(exc.errors.values()),
-                "Nothing was saved. Please start again with /concern."]))
+        except FormErrors as exc:  # e.g. the pupil left the roll in between: nothing saved, nothing lost
+            await client.views_update(view_id=view["id"], view=render.report_modal(
+                form, values=raw, child_label=label, metadata=md, problems=exc.errors))
             return
         log.info("slack: concern submitted (concern id %s, duplicate=%s)", receipt.concern_id, receipt.duplicate)
         await client.views_update(view_id=view["id"], view=render.receipt_modal(receipt.lines, receipt.reference,

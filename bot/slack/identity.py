@@ -27,6 +27,10 @@ class Directory:
     def forget(self) -> None:
         self._cache.clear()
 
+    def cached(self, team_id: str | None, user_id: str) -> int | None:
+        hit = self._cache.get((team_id or "", user_id))
+        return hit[1] if hit and hit[0] > time.monotonic() else None
+
     async def person_id(self, client, team_id: str | None, user_id: str) -> int | None:
         key = (team_id or "", user_id)
         hit = self._cache.get(key)

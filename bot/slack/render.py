@@ -94,7 +94,8 @@ def _element(f: Field, value: Any, child_label: str | None):
 
 
 def form_blocks(form: Form, values: dict | None = None, *, errors_hint: dict[str, list] | None = None,
-                child_label: str | None = None, top: list | None = None, dispatch: tuple = ()) -> list:
+                child_label: str | None = None, top: list | None = None, dispatch: tuple = (),
+                problems: dict[str, str] | None = None) -> list:
     """Input blocks for the fields visible with these values; block_id = field name, so that
     FormErrors map straight to `response_action: errors`."""
     values = values or {}
@@ -105,6 +106,8 @@ def form_blocks(form: Form, values: dict | None = None, *, errors_hint: dict[str
     for f in form.fields:
         if not f.visible(values):
             continue
+        if (problems or {}).get(f.name):
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=cut(f":warning: *{esc(problems[f.name])}*", 3000))]))
         for hint in (errors_hint or {}).get(f.name, []):
             blocks.append(ContextBlock(elements=[MarkdownTextObject(
                 text=cut(f":mag: *“{esc(hint.phrase)}”*: {esc(hint.prompt)}", 3000))]))
@@ -167,9 +170,13 @@ def danger_block() -> SectionBlock:
 
 
 def report_modal(form: Form, *, values: dict | None = None, hints: dict | None = None,
-                 child_label: str | None = None, metadata: dict | None = None) -> dict:
+                 child_label: str | None = None, metadata: dict | None = None,
+                 problems: dict[str, str] | None = None) -> dict:
     values = values or {}
     top = []
+    if problems:
+        top.append(SectionBlock(text=MarkdownTextObject(
+            text=":warning: *Not sent yet.* Please change what is marked below, then send again. Nothing you wrote is lost.")))
     if values.get("immediate_danger") == "yes":
         top.append(danger_block())
     if hints:
@@ -181,7 +188,8 @@ def report_modal(form: Form, *, values: dict | None = None, hints: dict | None =
             text=f"Started from <{metadata['src']}|a Slack message>: only its link is kept in the record.")]))
     submit = "Send as it is" if hints else form.submit_label
     return modal(ids.VIEW_REPORT, form.title, form_blocks(form, values, errors_hint=hints, child_label=child_label,
-                                                          top=top, dispatch=("immediate_danger",)),
+                                                          top=top, dispatch=("immediate_danger",),
+                                                          problems=problems),
                  submit=submit, private_metadata=meta(**(metadata or {})))
 
 
