@@ -83,6 +83,7 @@ class ChildFile:
     siblings: list[SiblingLink] = field(default_factory=list)
     transfers: list[dict] = field(default_factory=list)
     timezone: str = "Europe/London"  # the school's: times are shown in it
+    withheld: int = 0  # concerns this viewer may not open (about themselves): another DSL must
 
     def local(self, when: datetime) -> datetime:
         return when.astimezone(ZoneInfo(self.timezone))
@@ -91,6 +92,8 @@ class ChildFile:
         """Plain text for the terminal chat and the CLI."""
         out = [f"Child protection file: {self.name} ({self.mis_id}), year {self.year_group or '?'}, {self.school}",
                f"{len(self.concerns)} concern(s), {len(self.entries)} chronology entries"]
+        if self.withheld:
+            out.append(f"{self.withheld} concern(s) not shown to you: ask another member of the safeguarding team.")
         for c in self.concerns:
             out.append(f"  {c.reference}  {self.local(c.created_at):%d/%m/%Y}  {c.status}  {', '.join(c.categories)}"
                        + (f"  decision: {c.decision}" if c.decision else ""))
@@ -202,11 +205,24 @@ def child_file(store: Store, actor_id: int, child_id: int, via: str = "chat", *,
         person = require_dsl_for_child(s, actor_id, child)
         chain.audit(s, "chronology.opened", actor_id=person.id, school_id=child.school_id, child_id=child.id,
                     at=now, details={"via": via})
-        return load_file(s, store, child)
+        return load_file(s, store, child, viewer_id=person.id)
 
 
-def load_file(s: Session, store: Store, child: Child) -> ChildFile:
-    """Build the file without access checks or auditing (callers do both)."""
+def visible_concerns(s: Session, child_id: int, viewer_id: int | None) -> tuple[list[Concern], int]:
+    """The child's concerns, oldest first, without those the viewer may not open (an
+    allegation about the viewer themselves), and how many were withheld."""
+    from .access import may_handle
+
+    rows = list(s.exec(select(Concern).where(Concern.child_id == child_id).order_by(Concern.created_at, Concern.id)))
+    if viewer_id is None:
+        return rows, 0
+    shown = [c for c in rows if may_handle(s, viewer_id, c)]
+    return shown, len(rows) - len(shown)
+
+
+def load_file(s: Session, store: Store, child: Child, *, viewer_id: int | None = None) -> ChildFile:
+    """Build the file without access checks or auditing (callers do both). Concerns the
+    viewer may not open are left out and counted in ``withheld``."""
     names: dict[int, str] = {}
 
     def name(pid: int | None) -> str:
@@ -221,7 +237,7 @@ def load_file(s: Session, store: Store, child: Child) -> ChildFile:
     cf = ChildFile(child_id=child.id, mis_id=child.mis_id, name=child.name or "", date_of_birth=child.date_of_birth,
                    year_group=child.year_group, school=school.name, school_id=school.id,
                    timezone=school.timezone)
-    concerns = list(s.exec(select(Concern).where(Concern.child_id == child.id).order_by(Concern.created_at, Concern.id)))
+    concerns, cf.withheld = visible_concerns(s, child.id, viewer_id)
     refs = {c.id: c.reference for c in concerns}
     for c in concerns:
         cf.concerns.append(ConcernSummary(
@@ -246,8 +262,7 @@ def load_file(s: Session, store: Store, child: Child) -> ChildFile:
                                     actor=name(ev.actor_id), body={}, facts=dict(ev.details)))
     cf.entries.sort(key=lambda e: (e.at, e.seq or 0))
     for sib in siblings_of(s, child):
-        sc = [(c.id, c.reference, c.created_at, c.status)
-              for c in s.exec(select(Concern).where(Concern.child_id == sib.id).order_by(Concern.created_at))]
+        sc = [(c.id, c.reference, c.created_at, c.status) for c in visible_concerns(s, sib.id, viewer_id)[0]]
         cf.siblings.append(SiblingLink(child_id=sib.id, name=sib.name or "", year_group=sib.year_group, concerns=sc))
     for t in s.exec(select(Transfer).where(Transfer.child_id == child.id).order_by(Transfer.id)):
         cf.transfers.append({"id": t.id, "to_school": t.to_school, "state": t.state, "exported_at": t.exported_at,

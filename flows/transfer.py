@@ -29,7 +29,7 @@ from storage.people import siblings_of
 
 from . import schedule
 from .access import actor, is_dsl_team
-from .chronology import require_dsl_for_child
+from .chronology import require_dsl_for_child, visible_concerns
 from .errors import Conflict, FlowError, NotAllowed, NotFound
 
 FORMAT = "safeguarding-bot.transfer-pack"
@@ -92,7 +92,11 @@ def build_pack(s: Session, store: Store, child: Child, *, exported_by: int, to_s
     people: dict = {}
     school = s.get(School, child.school_id)
     concerns = []
-    for c in s.exec(select(Concern).where(Concern.child_id == child.id).order_by(Concern.created_at, Concern.id)):
+    shown, withheld = visible_concerns(s, child.id, exported_by)
+    if withheld:
+        raise NotAllowed("Part of this child's file is about you, so you cannot export or transfer it: "
+                         "ask another member of the safeguarding team.")
+    for c in shown:
         origin = c.origin or {}
         item: dict[str, Any] = {
             "reference": origin.get("reference", c.reference),

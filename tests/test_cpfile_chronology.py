@@ -246,3 +246,24 @@ def test_unconfirmed_transfer_nudges_the_sender_once_due_and_says_nothing_about_
             assert secret not in text
         n = s.exec(select(Nudge).where(Nudge.kind == transfer.NUDGE_KIND)).one()
         assert n.state == "done"
+
+
+def test_a_dsl_never_sees_an_allegation_about_themselves_in_the_file(store, world):
+    from flows import report
+    from .cpfile_support import report_values
+
+    report.submit(store, world.teacher, report_values(world, about_adult="staff", subject_name="Dana Shah",
+                                                      categories=["concern_about_adult"],
+                                                      occurred_at="2026-10-20T10:00"), now=T0 + timedelta(days=37))
+    with store.session() as s:
+        allegation = s.exec(select(Concern).where(Concern.about_adult)).one()
+        assert allegation.subject_person_id == world.dsl and allegation.child_id == world.child
+    mine = child_file(store, world.dsl, world.child)
+    assert [c.reference for c in mine.concerns] == ["SG-2026-0001", "SG-2026-0002"] and mine.withheld == 1
+    assert all(e.concern_id != allegation.id for e in mine.entries)
+    assert "not shown to you" in "\n".join(mine.lines())
+    deputy = child_file(store, world.deputy, world.child)
+    assert allegation.reference in [c.reference for c in deputy.concerns] and deputy.withheld == 0
+    with pytest.raises(NotAllowed):
+        transfer.export_pack(store, world.dsl, world.child)
+    assert len(transfer.export_pack(store, world.deputy, world.child)["concerns"]) == 3
