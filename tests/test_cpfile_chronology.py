@@ -267,3 +267,19 @@ def test_a_dsl_never_sees_an_allegation_about_themselves_in_the_file(store, worl
     with pytest.raises(NotAllowed):
         transfer.export_pack(store, world.dsl, world.child)
     assert len(transfer.export_pack(store, world.deputy, world.child)["concerns"]) == 3
+
+
+def test_entries_already_deleted_at_the_sending_school_arrive_deleted_and_the_chain_verifies(store, world, tmp_path):
+    pack = transfer.export_pack(store, world.dsl, world.child)
+    entry = pack["concerns"][0]["entries"][2]
+    entry["body"], entry["redacted"] = {}, True
+    pack["content_sha256"] = transfer.content_hash(pack)
+    with second_store(tmp_path) as other:
+        w2 = build_world(other, slug="n", trust_slug="nt")
+        got = transfer.import_pack(other, w2.dsl, pack, "n")
+        again = transfer.export_pack(other, w2.dsl, got.child_id)
+        assert again["concerns"] == pack["concerns"]
+        with other.session() as s:
+            assert not verify(s)
+            ev = s.exec(select(AuditEvent).where(AuditEvent.action == "retention.redacted")).one()
+            assert len(ev.details["chronology_ids"]) == 1
