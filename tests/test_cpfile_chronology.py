@@ -283,3 +283,17 @@ def test_entries_already_deleted_at_the_sending_school_arrive_deleted_and_the_ch
             assert not verify(s)
             ev = s.exec(select(AuditEvent).where(AuditEvent.action == "retention.redacted")).one()
             assert len(ev.details["chronology_ids"]) == 1
+
+
+def test_the_committed_schema_is_valid_and_requires_every_section(store, world):
+    import jsonschema
+
+    schema = transfer.schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert set(schema["required"]) == {"format", "format_version", "exported_at", "exported_by", "from_school",
+                                       "to_school", "child", "siblings", "concerns", "content_sha256"}
+    pack = transfer.export_pack(store, world.dsl, world.child)
+    pack["concerns"][0]["unexpected"] = "x"  # nothing unknown slips through
+    pack["content_sha256"] = transfer.content_hash(pack)
+    with pytest.raises(transfer.PackRefused, match="concerns/0"):
+        transfer.check_pack(pack)
