@@ -211,7 +211,8 @@ class Worker:
             try:
                 notice = notices.compose(s, msg)
             except Exception as exc:  # a bug or missing row: retried, then dead-lettered
-                log.exception("outbox %s kind=%s: compose failed (%s)", msg.id, msg.kind, type(exc).__name__)
+                # No traceback: exception messages can quote the payload they choked on.
+                log.error("outbox %s kind=%s: compose failed (%s)", msg.id, msg.kind, type(exc).__name__)
                 notice = exc
         if isinstance(notice, Exception):
             return self._failed(msg, person, now, counts, type(notice).__name__, None, [])

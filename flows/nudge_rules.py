@@ -181,12 +181,14 @@ def insert_ignoring_duplicates(s: Session, table, rows: list[dict], key: str = "
         # turns back into rows of the table's own type on the server.
         cols = list(rows[0])
         stamps = [c for c in cols if isinstance(table.c[c].type, UTCDateTime)]
-        docs = []
+        docs, naive = [], {None: None}  # most rows share a few instants (the sweep's now)
         for r in rows:
             r = dict(r)
             for c in stamps:
-                if r[c] is not None:
-                    r[c] = r[c].astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+                v = r[c]
+                if v not in naive:
+                    naive[v] = v.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+                r[c] = naive[v]
             docs.append(r)
         names = ", ".join(cols)
         s.execute(text(f"INSERT INTO {table.name} ({names}) SELECT {names} "
