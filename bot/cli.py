@@ -91,6 +91,10 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     store = store_or_exit()
     from bot.worker import start_background_worker
 
+    if teams_playground:  # the worker delivers through the server's own (credential-less) Teams app
+        from bot.teams.delivery import enable_playground_delivery
+
+        enable_playground_delivery()
     background = None if no_worker else start_background_worker(store, settings)
     uvicorn.run(create_app(settings, store, teams_playground=teams_playground, slack_socket_mode=socket_mode), host=host, port=port, log_level="warning",
                 access_log=False)  # access logs could carry ids users typed; we log our own lines

@@ -52,7 +52,13 @@ def connector():
 
 
 @pytest.fixture
-def bot(ms, store):
+def bare_handlers(monkeypatch):
+    """These tests check the platform layer under a bare SDK handler: leave the conversation out."""
+    monkeypatch.setattr("bot.teams.handlers.register_handlers", lambda app, settings, store: None)
+
+
+@pytest.fixture
+def bot(ms, store, bare_handlers):
     """Our server with Teams on, and an SDK message handler that answers "ok"."""
     from bot.server import create_app
 
@@ -321,7 +327,7 @@ def test_playground_refuses_sdk_credentials_from_a_dotenv(store, tmp_path, monke
         build_teams_app(load_settings(database_url=store.url), store, playground=True)
 
 
-def test_playground_accepts_unauthenticated_and_talks_only_to_loopback(store, connector, caplog):
+def test_playground_accepts_unauthenticated_and_talks_only_to_loopback(store, connector, caplog, bare_handlers):
     from bot.server import create_app
     from bot.teams.client import OutboundRefused, send_to_person
 

@@ -133,8 +133,18 @@ def install_teams(settings: Settings, store, routes: list, startups: list, shutd
 
     async def _start():
         await start_teams_app(app)
+        if playground:  # the worker delivers through this app (bot.teams.delivery.ServerAppTransport)
+            import asyncio
+
+            from bot.teams.delivery import attach_server_app
+
+            attach_server_app(app, asyncio.get_running_loop())
 
     async def _stop():
+        if playground:
+            from bot.teams.delivery import detach_server_app
+
+            detach_server_app(app)
         await stop_teams_app(app)
 
     startups.append(_start)

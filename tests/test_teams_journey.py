@@ -1,0 +1,318 @@
+"""The whole journey in Teams, end to end over real HTTP on loopback: activities shaped as Teams
+sends them, with channel tokens signed by the test key (tests/teams_support.py), to our server;
+replies, proactive cards and in-place updates go to the FakeConnector through the real outbox
+worker. report -> alert -> acknowledge -> record -> decision -> outcome -> check-in -> close;
+every card the product sends is checked by Microsoft's renderer; no notification text, card
+fallback or log line carries concern content, and no concern content stays in the referrer's chat."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from bot.delivery import ConsoleTransport
+from storage.models import AuditEvent, Concern, ConversationRef, OutboxMessage, utcnow
+from tests.teams_journey_support import (AAD, RecordingConnector, Teams, actions_of, card_of, find_action, inputs_of, teams_settings, teams_world,
+                                         texts)
+from tests.teams_support import TENANT_ID, MicrosoftFake, ServerThread, assert_valid_card, wait_for
+
+SENSITIVE = ("Amira", "Zed", "bruise", "forearm", "spilt the milk", "go home tonight", "hungry", "Year 5 classroom",
+             "Dad grabbed", "Physical abuse")
+TEAMS_ENV = ("TEAMS_APP_ID", "TEAMS_APP_PASSWORD", "TEAMS_TENANT_ID", "CLIENT_ID", "CLIENT_SECRET", "TENANT_ID",
+             "MANAGED_IDENTITY_CLIENT_ID", "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS", "SERVICE_URL", "CLOUD")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in TEAMS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def ms(tmp_path, monkeypatch):
+    with MicrosoftFake(tmp_path) as fake:
+        fake.use_env(monkeypatch)
+        fake.kid = fake.keys.add()
+        yield fake
+
+
+@pytest.fixture
+def connector():
+    with RecordingConnector() as c:
+        yield c
+
+
+class Env:
+    def __init__(self, store, ms, connector, srv, world, transport):
+        self.store, self.ms, self.connector, self.srv, self.world = store, ms, connector, srv, world
+        self.transport = transport
+        self.teams = Teams(srv.url, ms, connector, conversation_of=self.conversation_of)
+
+    def deliver(self, now=None, nudges: bool = False) -> dict:
+        """One pass of the real worker (bot/worker.py) with the Teams transport, then the console."""
+        from bot.worker import Counts, Worker
+
+        w = Worker(self.store, transports=[self.transport, ConsoleTransport()], worker_id="teams-test")
+        counts = Counts()
+        if nudges:
+            w.fire_nudges(now or utcnow(), counts)
+        w.deliver(now or utcnow(), counts)
+        return {"sent": counts.sent, "retried": counts.retried, "dead": counts.dead}
+
+    def cards_sent(self) -> list[tuple[dict, dict]]:
+        """(connector call, card) for every card the bot posted or PUT."""
+        out = []
+        for c in self.connector.calls:
+            body = c["body"] if isinstance(c["body"], dict) else {}
+            if c["method"] in ("POST", "PUT") and body.get("attachments"):
+                out.append((c, card_of(body)))
+        return out
+
+    def to(self, key: str) -> list[tuple[dict, dict]]:
+        conv = self.conversation_of(key)
+        return [(c, card) for c, card in self.cards_sent() if f"/conversations/{conv or f'a:1personal-{key}'}/activities" in c["path"]]
+
+    def conversation_of(self, key: str) -> str | None:
+        if key not in self.world.people:
+            return None
+        with self.store.session() as s:
+            ref = s.get(ConversationRef, self.world.people[key])
+            return ref.conversation_id if ref else None
+
+    def reply_to(self, key: str, text: str) -> tuple[dict, dict]:
+        """Type `text` in the person's chat; the card the bot answered with (and its call)."""
+        before = len(self.to(key))
+        self.teams.say(key, text)
+        assert wait_for(lambda: len(self.to(key)) > before), "no reply"
+        return self.to(key)[-1]
+
+
+@pytest.fixture
+def env(store, ms, connector):
+    from bot.server import create_app
+    from bot.teams.delivery import TeamsTransport
+
+    world = teams_world(store)
+    settings = teams_settings(store)
+    app = create_app(settings, store)
+    transport = TeamsTransport(settings, store)
+    with ServerThread(app) as srv:
+        e = Env(store, ms, connector, srv, world, transport)
+        yield e
+    transport.close()
+
+
+def _report_inputs(world) -> dict:
+    return {"immediate_danger": "no", "child": f"child:{world.child}", "occurred_at.date": "2026-11-04",
+            "occurred_at.time": "10:15", "location": "Year 5 classroom", "categories": "physical_abuse",
+            "account": "At 10:15 Amira had a bruise on her left forearm about 3cm across and flinched when I "
+                       "touched her shoulder.",
+            "child_words": "Dad grabbed me because I spilt the milk",
+            "child_views": "She does not want to go home tonight",
+            "worry_history": "Since September she has arrived late and hungry most Mondays",
+            "others_involved": "Her brother Zak, Year 3", "action_taken": "Nobody else told yet",
+            "about_adult": "no"}
+
+
+def _response_card(body: dict) -> dict:
+    assert body.get("type") == "application/vnd.microsoft.card.adaptive", body
+    assert body.get("statusCode") == 200
+    return body["value"]
+
+
+# --- the whole journey ------------------------------------------------------------------------------
+
+def test_whole_journey(env, store, caplog):
+    from bot.context import configure_logging
+
+    configure_logging("DEBUG")  # even at DEBUG no concern content may reach a log line
+    caplog.set_level(logging.DEBUG)
+    t, w, conn = env.teams, env.world, env.connector
+    try:
+        _journey(env, store, t, w, conn)
+    finally:
+        logging.getLogger().setLevel(logging.WARNING)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for word in SENSITIVE:
+        assert word not in logged, f"{word!r} reached a log line"
+
+
+def _journey(env, store, t, w, conn):
+    # 1. Report: the card form, a roster search, per-field errors, then the receipt in place.
+    c, step1 = env.reply_to("teacher", "<at>Safeguarding</at> Report a Concern!")
+    card_id = c["answer"]["id"]
+    assert step1["body"][0]["text"] == "Report a concern"
+    # required answers missing on step 1: the same card comes back with messages
+    again = _response_card(t.press("teacher", step1, "Find the child", card_id, {"child_query": "a"}))
+    assert "Choose an answer" in texts(again) and "at least two letters" in texts(again)
+    step2 = _response_card(t.press("teacher", step1, "Find the child", card_id,
+                                   {"immediate_danger": "no", "child_query": "amir"}))
+    child = inputs_of(step2)["child"]
+    assert [ch["title"] for ch in child["choices"]] == ["Amira Zed (Year 5)", "Not on the roll: “amir”"]
+    assert inputs_of(step2)["account"]["isRequired"] is True
+    raw = {k: v for k, v in _report_inputs(w).items() if k not in ("account", "location")}
+    raw["child_words"] = "x" * 10
+    errs = _response_card(t.press("teacher", step2, "Send to the DSL", card_id, raw))
+    assert "Fill in “What happened — the facts”." in texts(errs) and "Fill in “Where?”." in texts(errs)
+    assert inputs_of(errs)["child_words"]["value"] == "x" * 10  # what was typed is kept
+    with store.session() as s:
+        assert s.exec(select(Concern)).all() == []
+
+    full = _report_inputs(w)
+    last_form = errs
+    out = _response_card(t.press("teacher", last_form, "Send to the DSL", card_id, full))
+    while out["body"][0]["text"] == "Report a concern":  # wording suggestions are shown once
+        assert "could be clearer" in texts(out)
+        last_form = out
+        out = _response_card(t.press("teacher", last_form, "Send to the DSL", card_id, full))
+    receipt_card = out
+    with store.session() as s:
+        concern = s.exec(select(Concern)).one()
+    assert concern.child_id == w.child and concern.location == "Year 5 classroom"
+    assert concern.occurred_at.day == 4 and concern.occurred_at.month == 11  # the date was read day-first right
+    assert concern.submission_key.startswith(f"teams:a:1personal-teacher:{card_id}:")
+    assert receipt_card["body"][0]["text"] == "Concern sent" and concern.reference in texts(receipt_card)
+    for word in SENSITIVE:  # the form was replaced in place: nothing of the concern stays in the chat
+        assert word not in json.dumps(receipt_card)
+    # Teams retries the invoke (or a double click): no second concern, the same receipt
+    again = _response_card(t.press("teacher", last_form, "Send to the DSL", card_id, full))
+    assert concern.reference in texts(again)
+    with store.session() as s:
+        assert len(s.exec(select(Concern)).all()) == 1
+
+    # 2. Alerts through the outbox: a 1:1 chat created with each DSL (they never wrote to the bot).
+    assert env.deliver()["sent"] == 3
+    creates = [c for c in conn.calls if c["method"] == "POST" and c["path"].rstrip("/").endswith("/v3/conversations")]
+    assert sorted(c["body"]["members"][0]["id"] for c in creates) == sorted([AAD["dsl"], AAD["deputy"]])
+    assert all(c["body"]["tenantId"] == TENANT_ID for c in creates)
+    with store.session() as s:
+        alerts = {m.recipient_id: m for m in s.exec(select(OutboxMessage).where(OutboxMessage.kind == "concern_alert"))}
+        assert {m.transport for m in alerts.values()} == {"teams"}
+        receipt_msg = s.exec(select(OutboxMessage).where(OutboxMessage.kind == "receipt")).one()
+        assert receipt_msg.transport == "teams"
+    dsl_alert_call, dsl_alert = env.to("dsl")[0]
+    assert dsl_alert_call["body"]["summary"] == f"New safeguarding concern {concern.reference} needs you"
+    assert dsl_alert["fallbackText"] == dsl_alert_call["body"]["summary"]
+    assert [a["title"] for a in dsl_alert["actions"]] == ["Acknowledge", "Open record", "Record decision",
+                                                          "Ask the referrer"]
+    assert all(a["type"] == "Action.Execute" and a["verb"] == a["data"]["action"] for a in dsl_alert["actions"])
+    dsl_alert_id = alerts[w.dsl].platform_ref["activity_id"]
+    deputy_alert_id = alerts[w.deputy].platform_ref["activity_id"]
+    _, deputy_alert = env.to("deputy")[0]
+
+    # 3. Acknowledge: the clicker's card is replaced; every other copy is updated (PUT) by the outbox.
+    acked = _response_card(t.press("dsl", dsl_alert, "Acknowledge", dsl_alert_id))
+    assert "Acknowledged by Dana Shah at" in texts(acked)
+    assert "Acknowledge" not in [a["title"] for a in acked["actions"]]
+    env.deliver()
+    puts = [c for c in conn.calls if c["method"] == "PUT"]
+    assert sorted(p["path"].rsplit("/", 1)[-1] for p in puts) == sorted([dsl_alert_id, deputy_alert_id])
+    for p in puts:
+        assert "Acknowledged by Dana Shah at" in texts(card_of(p["body"]))
+        assert p["body"]["summary"] == f"{concern.reference} acknowledged by Dana Shah"
+    late = _response_card(t.press("deputy", deputy_alert, "Acknowledge", deputy_alert_id))
+    assert "Acknowledged by Dana Shah at" in texts(late)  # who got there first
+    assert env.deliver()["sent"] == 0
+
+    # 4. Open the record (audited): the whole record, in the DSL's own chat only; then hide it again.
+    rec = _response_card(t.press("dsl", acked, "Open record", dsl_alert_id))
+    assert "Amira Zed" in texts(rec) and "Dad grabbed me because I spilt the milk" in texts(rec)
+    with store.session() as s:
+        opened = s.exec(select(AuditEvent).where(AuditEvent.action == "record.opened")).all()
+        assert [e.details["via"] for e in opened] == ["teams"]
+    hidden = _response_card(t.press("dsl", rec, "Hide record", dsl_alert_id))
+    assert "Amira" not in json.dumps(hidden) and "Acknowledged by Dana Shah" in texts(hidden)
+
+    # 5. Record a decision: the flow's decision form as a card; errors per field; then recorded.
+    dec = _response_card(t.press("dsl", hidden, "Record decision", dsl_alert_id))
+    assert {"decision", "reasons", "participants", "review_date"} <= set(inputs_of(dec))
+    bad = _response_card(t.press("dsl", dec, "Record decision", dsl_alert_id, {"decision": "monitor",
+                                                                               "reasons": "short"}))
+    assert "at least 20 characters" in texts(bad) and "Fill in “Who took part in the decision”." in texts(bad)
+    review = (utcnow() + timedelta(days=3)).date()
+    decided = _response_card(t.press("dsl", bad, "Record decision", dsl_alert_id, {
+        "decision": "monitor", "reasons": "Bruise explained in part; monitor attendance and presentation daily.",
+        "participants": "Dana Shah (DSL), Helen Brooks (Head)", "review_date": review.isoformat()}))
+    assert "decision recorded (Monitor in school)" in texts(decided)
+    # the same form sent twice (a retried invoke) records one decision
+    t.press("dsl", bad, "Record decision", dsl_alert_id, {
+        "decision": "monitor", "reasons": "Bruise explained in part; monitor attendance and presentation daily.",
+        "participants": "Dana Shah (DSL), Helen Brooks (Head)", "review_date": review.isoformat()})
+    with store.session() as s:
+        c = s.get(Concern, concern.id)
+        assert c.status == "decided" and c.decision_kind == "monitor" and c.review_date == review
+        assert len(s.exec(select(AuditEvent).where(AuditEvent.action == "concern.decision")).all()) == 1
+
+    # 6. Ask the referrer, who answers from their card.
+    ask = _response_card(t.press("dsl", decided, "Open record", dsl_alert_id))
+    ask = _response_card(t.press("dsl", ask, "Ask the referrer", dsl_alert_id))
+    asked = _response_card(t.press("dsl", ask, "Send question", dsl_alert_id,
+                                   {"question": "Did she say when it happened?"}))
+    assert asked["body"][0]["text"] == "Question sent"
+    env.deliver()
+    q_call, q_card = env.to("teacher")[-1]
+    assert q_call["body"]["summary"] == f"The safeguarding lead has a question about {concern.reference}"
+    q_id = q_call["answer"]["id"]
+    answer_form = _response_card(t.press("teacher", q_card, "Answer", q_id))
+    assert "Did she say when it happened?" in texts(answer_form)
+    answered = _response_card(t.press("teacher", answer_form, "Send answer", q_id, {"answer": "Yesterday evening."}))
+    assert answered["body"][0]["text"] == "Answer sent"
+
+    # 7. Share an outcome: only those words reach the referrer.
+    share = _response_card(t.press("dsl", asked, "Share outcome", dsl_alert_id))
+    shared = _response_card(t.press("dsl", share, "Share with the referrer", dsl_alert_id,
+                                    {"text": "Thank you. We are supporting the family and watching closely."}))
+    assert shared["body"][0]["text"] == "Outcome shared"
+    env.deliver()
+    o_call, o_card = env.to("teacher")[-1]
+    assert o_call["body"]["summary"] == f"An update on your concern {concern.reference}"
+    assert "We are supporting the family" in texts(o_card)
+    _, mine = env.reply_to("teacher", "MY REPORTS")
+    assert concern.reference in texts(mine) and "We are supporting the family" in texts(mine)
+
+    # 8. The review date comes: the referrer is asked to check in; "no change" asks the team to re-assess.
+    later = utcnow() + timedelta(days=10)
+    env.deliver(now=later, nudges=True)
+    checkins = [(c, card) for c, card in env.to("teacher") if c["body"].get("summary", "").startswith("Checking in")]
+    assert checkins, [c["body"].get("summary") for c, _ in env.to("teacher")]
+    ci_call, ci_card = checkins[-1]
+    ci_id = ci_call["answer"]["id"]
+    assert [a["title"] for a in actions_of(ci_card)][:4] == ["Improved", "No change", "Worse", "Don't know"]
+    done = _response_card(t.press("teacher", ci_card, "No change", ci_id))
+    assert "you answered “No change”" in texts(done)
+    again = _response_card(t.press("teacher", ci_card, "No change", ci_id))  # double click
+    assert again["body"][0]["text"] == "Already done"
+    env.deliver(now=later)
+    assert any(c["body"].get("summary", "").endswith("has not improved: re-assess") for c, _ in env.to("dsl"))
+
+    # 9. Close, with an outcome summary.
+    close = _response_card(t.press("dsl", shared, "Close", dsl_alert_id))
+    short = _response_card(t.press("dsl", close, "Close concern", dsl_alert_id, {"summary": "done"}))
+    assert "at least 20 characters" in texts(short)
+    closed = _response_card(t.press("dsl", short, "Close concern", dsl_alert_id,
+                                    {"summary": "Monitored for six weeks; attendance and presentation now good."}))
+    assert closed["body"][0]["text"] == "Concern closed"
+    with store.session() as s:
+        assert s.get(Concern, concern.id).status == "closed"
+
+    # Privacy: no notification text or card fallback carries concern content; every card is valid.
+    for c, card in env.cards_sent():
+        for word in SENSITIVE:
+            assert word not in c["body"].get("summary", ""), word
+            assert word not in card.get("fallbackText", ""), word
+        assert c["body"].get("summary") and card.get("fallbackText")
+    # nothing of the concern in what the referrer's chat shows now (their cards, as last replaced)
+    for c, card in env.to("teacher"):
+        for word in SENSITIVE:
+            assert word not in json.dumps(card), word
+    every = [card for _, card in env.cards_sent()] + [r["value"] for r in t.responses
+                                                      if r.get("type") == "application/vnd.microsoft.card.adaptive"]
+    assert len(every) > 25
+    for card in every:
+        assert card.get("fallbackText")
+        assert_valid_card(card)
