@@ -155,6 +155,23 @@ def transfer_confirm(transfer_id: int = typer.Argument(..., help="The transfer n
     typer.echo(f"transfer {done['transfer_id']} confirmed by {done['confirmed_by']} at {done['confirmed_at']:%d/%m/%Y %H:%M}")
 
 
+@transfer_app.command("list")
+def transfer_list(as_: str = typer.Option(..., "--as", help=AS_HELP),
+                  pending: bool = typer.Option(False, "--pending", help="Only transfers not yet confirmed.")) -> None:
+    """Transfers your school has sent, and whether the receiving school has confirmed receipt."""
+    from flows import transfer
+
+    store = _store()
+    actor = _who(store, as_)
+    rows = _flow(transfer.list_transfers, store, actor, pending_only=pending)
+    if not rows:
+        typer.echo("no transfers")
+    for r in rows:
+        state = (f"confirmed {r['confirmed_at']:%d/%m/%Y} by {r['confirmed_by']}" if r["state"] == "confirmed"
+                 else f"NOT CONFIRMED (due {r['confirm_by']:%d/%m/%Y})" if r["confirm_by"] else r["state"])
+        typer.echo(f"transfer {r['id']}: pupil {r['mis_id']} to {r['to_school']}, sent {r['sent_at']:%d/%m/%Y}: {state}")
+
+
 @import_app.command("child")
 def import_child(file: Path = typer.Argument(..., help="The transfer pack (JSON)."),
                  school: str = typer.Option(..., "--school", help="Slug of the receiving school."),

@@ -413,6 +413,28 @@ def _import(s: Session, store: Store, person: Person, school: School, pack: dict
     return result
 
 
+def list_transfers(store: Store, actor_id: int, *, pending_only: bool = False) -> list[dict]:
+    """Transfers sent by the schools whose safeguarding team the actor is in, newest first."""
+    from .chronology import dsl_schools
+
+    with store.session() as s:
+        schools = dsl_schools(s, actor(s, actor_id).id)
+        if not schools:
+            raise NotAllowed("Only a school's safeguarding team can see its transfers.")
+        q = select(Transfer).where(Transfer.from_school_id.in_(schools)).order_by(Transfer.id.desc())
+        if pending_only:
+            q = q.where(Transfer.state != "confirmed")
+        out = []
+        for t in s.exec(q):
+            child = s.get(Child, t.child_id)
+            nudge = s.exec(select(Nudge).where(Nudge.dedupe_key == f"{NUDGE_KIND}:{t.id}")).first()
+            out.append({"id": t.id, "child_id": t.child_id, "mis_id": child.mis_id if child else None,
+                        "to_school": t.to_school, "state": t.state, "sent_at": t.sent_at,
+                        "confirm_by": nudge.due_at if nudge else None, "confirmed_at": t.confirmed_at,
+                        "confirmed_by": t.confirmed_by})
+        return out
+
+
 def transfers_awaiting(s: Session, school_id: int) -> int:
     return len(list(s.exec(select(Transfer.id).where(Transfer.from_school_id == school_id, Transfer.state == "sent"))))
 

@@ -224,6 +224,14 @@ def test_transfer_and_import_commands(store, world, cli_env, tmp_path):
     with store.session() as s:
         t2 = s.get(Transfer, 2)
         assert t2.state == "confirmed" and t2.confirmed_at.isoformat().startswith("2026-11-20T10:30")
+    r = run_cli(["transfer", "list", "--as", "dsl@s.test"], cli_env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "transfer 2: pupil A101 to Elm Academy" in r.stdout and "confirmed 20/11/2026 by Jo Bloggs" in r.stdout
+    assert "transfer 1: pupil A100 to Oak Academy" in r.stdout
+    r = run_cli(["transfer", "list", "--pending", "--as", "dsl@s.test"], cli_env, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "no transfers"
+    r = run_cli(["transfer", "list", "--as", "teacher@s.test"], cli_env, cwd=tmp_path)
+    assert r.returncode == 2
     r = run_cli(["audit", "verify"], cli_env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
 
