@@ -99,18 +99,36 @@ def _next_working_moment(policy: Policy, at: datetime) -> datetime:
     return datetime.combine(_nth_working_day_after(policy, d, 1), wh.start, tzinfo=policy.tz)
 
 
-@lru_cache(maxsize=8192)
+# Day-level answers per Policy object. A sweep asks them thousands of times; keyed by the
+# object's identity (the entry keeps the object alive, so the id cannot be reused) because
+# hashing a Policy's nested models costs more than the answer.
+_CALENDARS: dict[int, tuple[Policy, dict, dict]] = {}
+
+
+def _calendar(policy: Policy) -> tuple[dict, dict]:
+    entry = _CALENDARS.get(id(policy))
+    if entry is None or entry[0] is not policy:
+        if len(_CALENDARS) > 256:
+            _CALENDARS.clear()
+        entry = _CALENDARS[id(policy)] = (policy, {}, {})
+    return entry[1], entry[2]
+
+
 def _is_working_day(policy: Policy, d: date) -> bool:
-    from .policy import is_working_day
+    known, _ = _calendar(policy)
+    if d not in known:
+        from .policy import is_working_day
 
-    return is_working_day(policy, d)
+        known[d] = is_working_day(policy, d)
+    return known[d]
 
 
-@lru_cache(maxsize=8192)
 def _nth_working_day_after(policy: Policy, d: date, n: int) -> date:
-    # Cached: the nudges of one sweep share a handful of (school policy, date) pairs.
-    noon = datetime.combine(d, time(12), tzinfo=policy.tz)
-    return add_working_days(policy, noon, n).astimezone(policy.tz).date()
+    _, known = _calendar(policy)
+    if (d, n) not in known:
+        noon = datetime.combine(d, time(12), tzinfo=policy.tz)
+        known[(d, n)] = add_working_days(policy, noon, n).astimezone(policy.tz).date()
+    return known[(d, n)]
 
 
 def ack_due(policy: Policy, concern: Any, step: int) -> datetime:
