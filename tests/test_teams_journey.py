@@ -316,3 +316,219 @@ def _journey(env, store, t, w, conn):
     for card in every:
         assert card.get("fallbackText")
         assert_valid_card(card)
+
+
+# --- a blocked bot ----------------------------------------------------------------------------------
+
+def test_a_blocked_bot_marks_the_reference_stale_and_the_alert_reaches_the_team_another_way(env, store):
+    t, w, conn = env.teams, env.world, env.connector
+    for who in ("dsl", "deputy"):  # both have written to the bot: references stored
+        env.reply_to(who, "help")
+    receipt, _ = _submit_report(env)
+    conn.script(403)  # the first send (the DSL's alert) is refused: Dana blocked the bot
+    env.deliver()
+    with store.session() as s:
+        alerts = {m.recipient_id: m for m in s.exec(select(OutboxMessage).where(OutboxMessage.kind == "concern_alert"))}
+        assert alerts[w.dsl].state == "sent" and alerts[w.dsl].transport == "console"  # her inbox instead
+        assert alerts[w.deputy].state == "sent" and alerts[w.deputy].transport == "teams"
+        assert s.get(ConversationRef, w.dsl).stale
+        stale = s.exec(select(AuditEvent).where(AuditEvent.action == "teams.ref_stale")).all()
+        assert [e.details["person_id"] for e in stale] == [w.dsl]
+    from flows import queries
+
+    inbox = queries.inbox(store, w.dsl)
+    assert any(n.kind == "concern_alert" for n in inbox)
+    # nothing more goes to the stale reference; the deputy acknowledges from Teams
+    calls = len(conn.calls)
+    _, deputy_alert = env.to("deputy")[-1]
+    deputy_id = alerts[w.deputy].platform_ref["activity_id"]
+    _response_card(t.press("deputy", deputy_alert, "Acknowledge", deputy_id))
+    env.deliver()
+    dsl_conv = env.conversation_of("dsl")
+    assert not any(dsl_conv in c["path"] for c in conn.calls[calls:])
+    with store.session() as s:
+        ack = s.exec(select(OutboxMessage).where(OutboxMessage.kind == "alert_acknowledged",
+                                                 OutboxMessage.recipient_id == w.dsl)).one()
+        assert ack.transport == "console"
+    # when Dana writes to the bot again, the reference is fresh and Teams reaches her again
+    env.reply_to("dsl", "help")
+    with store.session() as s:
+        assert not s.get(ConversationRef, w.dsl).stale
+
+
+def test_a_blocked_bot_with_no_other_route_is_dead_lettered_and_the_team_alerted(env, store):
+    """With only Teams to try, an undeliverable alert is never dropped: it is recorded and the rest
+    of the DSL team and the trust safeguarding officer are told."""
+    from bot.worker import Counts, Worker
+
+    w = env.world
+    env.reply_to("dsl", "help")
+    _submit_report(env)
+    env.connector.script(403)
+    Worker(store, transports=[env.transport], worker_id="teams-only").deliver(utcnow(), Counts())
+    with store.session() as s:
+        dsl_alert = s.exec(select(OutboxMessage).where(OutboxMessage.dedupe_key.like("alert:%"),
+                                                       OutboxMessage.recipient_id == w.dsl)).one()
+        assert dsl_alert.state == "dead"
+        told = s.exec(select(OutboxMessage).where(OutboxMessage.kind == "delivery_failed")).all()
+        assert {m.recipient_id for m in told} >= {w.deputy, w.tso}
+        assert all(m.payload["exclude_transports"] == ["teams"] for m in told)
+
+
+def _submit_report(env, who: str = "teacher") -> tuple[dict, str]:
+    t = env.teams
+    c, step1 = env.reply_to(who, "report a concern")
+    card_id = c["answer"]["id"]
+    step2 = _response_card(t.press(who, step1, "Find the child", card_id, {"immediate_danger": "no",
+                                                                          "child_query": "amira"}))
+    full = _report_inputs(env.world)
+    out = _response_card(t.press(who, step2, "Send to the DSL", card_id, full))
+    while out["body"][0]["text"] == "Report a concern":
+        out = _response_card(t.press(who, out, "Send to the DSL", card_id, full))
+    assert out["body"][0]["text"] == "Concern sent"
+    return out, card_id
+
+
+# --- unknown users ----------------------------------------------------------------------------------
+
+def test_an_unknown_user_is_told_whom_to_ask_and_loses_nothing(env, store):
+    t = env.teams
+    c, card = env.reply_to("stranger", "report a concern")
+    words = texts(card)
+    assert card["body"][0]["text"] == "You are not in the safeguarding directory yet"
+    assert "Dana Shah or Dev Patel (safeguarding team)" in words and "999" in words
+    assert c["body"]["summary"] == "You are not in the safeguarding directory yet"
+    assert_valid_card(card)
+    # a filled report card sent by someone the directory no longer knows comes back with their answers
+    full = _report_inputs(env.world)
+    body = t.invoke("stranger", {"action": "report_submit", "child_query": "amira", "n": "x1", **full}, "17000001")
+    back = _response_card(body)
+    assert "You are not in the safeguarding directory yet" in texts(back)
+    assert inputs_of(back)["account"]["value"] == full["account"]  # nothing lost
+    assert_valid_card(back)
+    with store.session() as s:
+        assert s.exec(select(Concern)).all() == []
+        assert s.exec(select(ConversationRef)).all() == []  # nobody to attach a reference to
+    # a known person whose object id arrives from another tenant is not matched (refused at the door)
+    other = t.post(__import__("tests.teams_support", fromlist=["message_activity"]).message_activity(
+        env.connector.service_url, "help", tenant_id="0b0b0b0b-9999-4999-8999-999999999999",
+        aad_object_id=AAD["teacher"]))
+    assert other.status_code == 401
+
+
+# --- the conversation: commands, Action.Submit, install ---------------------------------------------
+
+def test_typed_commands_ignore_mentions_case_and_punctuation(env):
+    _, card = env.reply_to("teacher", "<at>Safeguarding</at>  HELP!")
+    assert card["body"][0]["text"] == "Safeguarding concerns" and "report a concern" in texts(card)
+    _, card = env.reply_to("teacher", "<at>Safeguarding Bot</at> My Reports")
+    assert card["body"][0]["text"] == "My reports"
+    _, card = env.reply_to("teacher", "report a concern.")
+    assert card["body"][0]["text"] == "Report a concern"
+    _, card = env.reply_to("teacher", "what is this?")
+    assert "I did not understand that" in texts(card)
+    for _, c in env.to("teacher"):
+        assert_valid_card(c)
+
+
+def test_action_submit_arrives_as_a_message_with_value_and_updates_the_card_in_place(env, store):
+    c, help_card = env.reply_to("teacher", "help")
+    card_id = c["answer"]["id"]
+    before = len(env.connector.calls)
+    env.teams.submit("teacher", {"action": "my_reports"}, card_id)
+    assert wait_for(lambda: len(env.connector.calls) > before)
+    put = env.connector.calls[-1]
+    assert put["method"] == "PUT" and put["path"].endswith(f"/activities/{card_id}")
+    assert card_of(put["body"])["body"][0]["text"] == "My reports"
+    assert put["body"]["summary"]
+    assert_valid_card(card_of(put["body"]))
+    # a whole report through Action.Submit (Teams clients without Action.Execute): keyed on the card id
+    full = _report_inputs(env.world)
+    env.teams.submit("teacher", {"action": "report_submit", "child_query": "amira", "n": "s1", "wc": 1, **full},
+                     card_id)
+    env.teams.submit("teacher", {"action": "report_submit", "child_query": "amira", "n": "s1", "wc": 1, **full},
+                     card_id)  # sent twice
+    assert wait_for(lambda: "Concern sent" in texts(card_of(env.connector.calls[-1]["body"])))
+    with store.session() as s:
+        concerns = s.exec(select(Concern)).all()
+        assert len(concerns) == 1 and concerns[0].submission_key == f"teams:a:1personal-teacher:{card_id}:s1"
+
+
+def test_install_greets_once_says_whom_it_alerts_and_uninstall_marks_the_reference_stale(env, store):
+    from tests.teams_journey_support import user_ids
+    from tests.teams_support import message_activity
+
+    t, w, conn = env.teams, env.world, env.connector
+    ids = user_ids("teacher")
+    update = message_activity(conn.service_url, type="conversationUpdate", **ids,
+                              membersAdded=[{"id": f"28:{__import__('tests.teams_support', fromlist=['APP_ID']).APP_ID}"}])
+    update.pop("text")
+    install = message_activity(conn.service_url, type="installationUpdate", action="add", **ids)
+    install.pop("text")
+    assert t.post(update).status_code == 200
+    assert t.post(install).status_code == 200  # Teams sends both on install: one greeting
+    assert wait_for(lambda: env.to("teacher"))
+    import time as _t
+
+    _t.sleep(0.3)
+    greetings = env.to("teacher")
+    assert len(greetings) == 1
+    call, card = greetings[0]
+    words = texts(card)
+    assert "Dana Shah, Dev Patel (the safeguarding team at Test Primary)" in words
+    assert "report a concern" in words and "999" in words
+    assert call["body"]["summary"].startswith("Hello")
+    assert_valid_card(card)
+    with store.session() as s:
+        assert not s.get(ConversationRef, w.teacher).stale  # the greeting stored the reference
+    remove = message_activity(conn.service_url, type="installationUpdate", action="remove", **ids)
+    remove.pop("text")
+    assert t.post(remove).status_code == 200
+    with store.session() as s:
+        assert s.get(ConversationRef, w.teacher).stale
+
+
+def test_every_invoke_gets_a_typed_response(env):
+    t = env.teams
+    for data in ({"action": "no_such_button"}, {"action": "acknowledge", "concern_id": 999999},
+                 {"action": "acknowledge", "concern_id": "not a number"}, {}):
+        body = t.invoke("teacher", data, "17000002", verb=data.get("action") or "x")
+        assert body["statusCode"] == 200
+        assert body["type"] in ("application/vnd.microsoft.card.adaptive", "application/vnd.microsoft.activity.message")
+        if body["type"] == "application/vnd.microsoft.card.adaptive":
+            assert_valid_card(body["value"])
+        else:
+            assert body["value"]
+
+
+# --- Slack beside Teams -----------------------------------------------------------------------------
+
+def test_a_slack_request_is_served_beside_teams(store, ms, connector, monkeypatch):
+    from bot.server import create_app
+    from tests.slack_support import SECRET, TOKEN, FakeSlack, Slack
+
+    # slack_sdk takes HTTPS_PROXY for every URL and ignores NO_PROXY; the test proxy (for Microsoft's
+    # hosts) refuses plain HTTP, so the Slack clients here go to the loopback fake directly.
+    for mod in ("slack_sdk.web.async_base_client", "slack_sdk.web.base_client"):
+        monkeypatch.setattr(f"{mod}.load_http_proxy_from_env", lambda *a, **k: None)
+    world = teams_world(store)
+    fake = FakeSlack()
+    try:
+        settings = teams_settings(store, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake.url)
+        app = create_app(settings, store)
+        assert app.state.teams is not None and app.state.slack is not None
+        with ServerThread(app) as srv:
+            teams = Teams(srv.url, ms, connector)
+            teams.say("teacher", "help")
+            slack = Slack(srv.url)
+            r = slack.command(f"U{'TEACHER'}S")
+            assert r.status_code == 200 and r.text == ""
+            fake.wait(lambda f: f.of("views.open"))
+            assert wait_for(lambda: connector.sends())
+            assert card_of(connector.sends()[0]["body"])["body"][0]["text"] == "Safeguarding concerns"
+            # a forged Slack request is still refused while Teams is on
+            r = slack.command("UTEACHERS", secret="not-the-secret")
+            assert r.status_code == 401
+    finally:
+        fake.close()
+    assert world.teacher
