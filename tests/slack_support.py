@@ -45,6 +45,8 @@ class FakeSlack:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Slack's API does
+
             def log_message(self, *a):
                 pass
 

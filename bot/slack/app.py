@@ -164,52 +164,48 @@ class SlackHandlers:
         report.validate(self.store, person_id, raw)
         return report.wording_hints(self.store, person_id, raw)
 
-    ACK_BUDGET = 2.0  # seconds: Slack shows an error after 3
-
     async def on_report_submission(self, ack, body, client, view) -> None:
-        """Checks answered in the ack (errors inline, the wording check as an updated view), then
-        the concern is saved after the ack, keyed on view.id (a double click saves it once).
-        Should the checks be slow (a busy database), the ack goes first and the modal is
-        updated with their result: Slack never sees a late answer."""
+        """The form's own checks (flows.forms.clean: every field a person can get wrong, no
+        database) are answered in the ack, inline under each field. Then, after the ack, the
+        flow's full validation (the roster) and the clear-language check (an updated view that
+        may be sent as it is), and the concern is saved, keyed on view.id (a double click saves
+        it once). Should anything be slow, Slack never sees a late answer."""
+        from flows.forms import clean
+
         form = report.report_form()
         md = render.read_meta(view)
         raw = render.state_values(view)
         label = render.selected_child_label(view)
-        pid = await self.person(client, body)
+        try:
+            clean(form, raw)
+        except FormErrors as exc:
+            await ack(response_action="errors", errors=_errors_for(view, exc.errors))
+            return
+        pid = self.directory.cached(_team(body), _user(body))
+        if pid is None:
+            pid = await self.person(client, body)
         if pid is None:
             await ack(response_action="update", view=render.info_modal(
                 "Not in the directory", [await to_thread(self.directory.whom_to_ask, _team(body))]))
             return
-        sending = render.info_modal("Sending…", ["Sending your concern to the safeguarding team…"])
-        check = asyncio.ensure_future(to_thread(self.check_report, pid, raw))
-        acked = False
+        await ack(response_action="update", view=render.info_modal(
+            "Sending…", ["Checking your report and sending it to the safeguarding team…"]))
         try:
-            try:
-                hints = await asyncio.wait_for(asyncio.shield(check), self.ACK_BUDGET)
-            except asyncio.TimeoutError:
-                await ack(response_action="update", view=sending)
-                acked = True
-                hints = await check
+            hints = await to_thread(self.check_report, pid, raw) if not md.get("wc") else None
+            if md.get("wc"):
+                await to_thread(report.validate, self.store, pid, raw)
         except FormErrors as exc:
-            if not acked:
-                await ack(response_action="errors", errors=_errors_for(view, exc.errors))
-            else:
-                await client.views_update(view_id=view["id"], view=render.report_modal(
-                    form, values=raw, child_label=label, metadata=md, problems=exc.errors))
+            await client.views_update(view_id=view["id"], view=render.report_modal(
+                form, values=raw, child_label=label, metadata=md, problems=exc.errors))
             return
         except FlowError as exc:
-            bad = render.info_modal("Cannot send this", [str(exc)])
-            await (client.views_update(view_id=view["id"], view=bad) if acked
-                   else ack(response_action="update", view=bad))
+            await client.views_update(view_id=view["id"], view=render.info_modal("Cannot send this", [str(exc)]))
             return
-        if hints and not md.get("wc"):
+        if hints:
             md["wc"] = 1  # shown once: then it can be sent as it is
-            checked = render.report_modal(form, values=raw, hints=hints, child_label=label, metadata=md)
-            await (client.views_update(view_id=view["id"], view=checked) if acked
-                   else ack(response_action="update", view=checked))
+            await client.views_update(view_id=view["id"], view=render.report_modal(
+                form, values=raw, hints=hints, child_label=label, metadata=md))
             return
-        if not acked:
-            await ack(response_action="update", view=sending)
         try:
             async with self.after_ack:
                 receipt = await to_thread(report.submit, self.store, pid, raw, submission_key=f"slack:{view['id']}",
