@@ -8,7 +8,7 @@ from datetime import date, datetime
 from html import escape
 from pathlib import Path
 
-from flows.chronology import ChildFile, FileEntry, summarise
+from flows.chronology import ChildFile, FileEntry, decision_label, summarise
 
 DETAIL_LABELS = (
     ("occurred_at", "When it happened"), ("location", "Where"), ("account", "What happened"),
@@ -77,7 +77,7 @@ def _body(f: ChildFile, *, for_pdf: bool = False) -> list[str]:
         for c in f.concerns:
             ref = c.reference if for_pdf else f'<a href="#c{c.concern_id}">{escape(c.reference)}</a>'
             out.append(f"<tr><td>{ref if not for_pdf else escape(ref)}</td><td>{_e(c.created_at)}</td>"
-                       f"<td>{escape(', '.join(c.categories))}</td><td>{_e(c.status)}</td><td>{_e(c.decision)}</td></tr>")
+                       f"<td>{escape(', '.join(c.categories))}</td><td>{_e(c.status)}</td><td>{_e(decision_label(c.decision) or None)}</td></tr>")
         out.append("</tbody></table>")
     if f.siblings:
         out.append("<h2>Siblings</h2><table><thead><tr><th>Name</th><th>Year</th><th>Their concerns</th></tr></thead><tbody>")

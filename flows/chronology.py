@@ -96,7 +96,7 @@ class ChildFile:
             out.append(f"{self.withheld} concern(s) not shown to you: ask another member of the safeguarding team.")
         for c in self.concerns:
             out.append(f"  {c.reference}  {self.local(c.created_at):%d/%m/%Y}  {c.status}  {', '.join(c.categories)}"
-                       + (f"  decision: {c.decision}" if c.decision else ""))
+                       + (f"  decision: {decision_label(c.decision)}" if c.decision else ""))
         if self.siblings:
             out.append("Siblings:")
             for sib in self.siblings:
@@ -104,9 +104,15 @@ class ChildFile:
                 out.append(f"  {sib.name} (year {sib.year_group or '?'}; child id {sib.child_id}): {refs}")
         out.append("Chronology:")
         for e in self.entries:
-            out.append(f"  {self.local(e.at):%d/%m/%Y %H:%M}  {e.reference or '—':<14} {e.label:<22} {e.actor}"
+            out.append(f"  {self.local(e.at):%d/%m/%Y %H:%M}  {e.reference or '—':<14} {e.label:<28} {e.actor}"
                        + (f" — {summarise(e)}" if summarise(e) else ""))
         return out
+
+
+def decision_label(code: str | None) -> str:
+    from .triage import DECISIONS
+
+    return next((c.label for c in DECISIONS if c.value == code), code or "")
 
 
 def summarise(e: FileEntry) -> str:
@@ -117,7 +123,8 @@ def summarise(e: FileEntry) -> str:
     if e.kind == "raised":
         return b.get("account", "")
     if e.kind == "decision":
-        return f"{b.get('decision', f.get('decision', ''))}: {b.get('reasons', '')} (took part: {b.get('participants', '')})"
+        return (f"{decision_label(b.get('decision', f.get('decision')))}: {b.get('reasons', '')} "
+                f"(took part: {b.get('participants', '')})")
     if e.kind == "referral":
         if f.get("step"):
             return f"{b.get('step_label', f['step'])} on {f.get('at', '')[:10]} {b.get('note', '')}".strip()
