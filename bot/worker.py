@@ -120,7 +120,7 @@ def lock_concerns(s, ids: set[int]) -> dict:
 
 
 def sweep_nudges(store: Store, now: datetime, batch: int = 1000) -> tuple[int, nudge_rules.Fired]:
-    """One batch: (rows claimed, what firing did), in one transaction."""
+    """One batch: (due rows claimed, what firing did), in one transaction."""
     with store.session() as s:
         rows = claim_due_nudges(s, now, batch)
         concerns = lock_concerns(s, {r.concern_id for r in rows if r.concern_id})
@@ -129,7 +129,7 @@ def sweep_nudges(store: Store, now: datetime, batch: int = 1000) -> tuple[int, n
         fired = nudge_rules.fire_batch(s, work, now) if work else nudge_rules.Fired()
     for r, _ in work:
         log.debug("nudge %s kind=%s processed", r.id, r.kind)
-    return len(work), fired
+    return len(rows), fired
 
 
 # --- outbox --------------------------------------------------------------------------------
@@ -178,13 +178,15 @@ class Worker:
 
     def fire_nudges(self, now: datetime, counts: Counts, stop: threading.Event | None = None) -> None:
         while not (stop and stop.is_set()):
-            processed, fired = sweep_nudges(self.store, now, self.config.nudge_batch)
+            claimed, fired = sweep_nudges(self.store, now, self.config.nudge_batch)
             counts.nudges_fired += fired.fired
             counts.nudges_cancelled += fired.cancelled
             counts.messages_queued += fired.messages
             for k, v in fired.by_kind.items():
                 counts.by_kind[k] = counts.by_kind.get(k, 0) + v
-            if processed == 0:
+            # A full batch means more may be due; a short one means this instant is done (a
+            # nudge that some rule scheduled for "now" waits for the next pass, so no loop).
+            if claimed < self.config.nudge_batch or not (fired.fired or fired.cancelled):
                 break
 
     def deliver(self, now: datetime, counts: Counts, stop: threading.Event | None = None) -> None:

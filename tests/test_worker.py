@@ -329,6 +329,25 @@ def _spawn(cli_env, now, record, *extra):
 
 
 @NEEDS_PG
+def test_a_concern_being_changed_is_skipped_not_waited_for(store, world):
+    """A flow holding the concern's row lock (say, an acknowledgement in progress) does not
+    block the sweep: that concern's nudge waits for the next pass."""
+    from sqlalchemy import text
+
+    cid = report.submit(store, world.teacher, report_values(world), now=NOW).concern_id
+    with store.engine.connect() as other:
+        other.begin()
+        other.execute(text("SELECT id FROM concern WHERE id = :id FOR UPDATE"), {"id": cid})
+        started = time.monotonic()
+        claimed, fired = sweep_nudges(store, NOW + timedelta(hours=3))
+        assert time.monotonic() - started < 5 and claimed == 1 and fired.fired == 0
+        other.rollback()
+    with store.session() as s:
+        assert s.exec(select(Nudge).where(Nudge.kind == "ack")).one().state == "pending"
+    assert sweep_nudges(store, NOW + timedelta(hours=3))[1].fired == 1
+
+
+@NEEDS_PG
 @pytest.mark.slow
 def test_four_workers_deliver_1000_due_nudges_exactly_once(store, world, cli_env, tmp_path):
     load_inactive_concerns(store, world, 1000, NOW)
