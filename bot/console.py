@@ -102,10 +102,12 @@ class Console:
             n = len(queue.awaiting_ack)
             options.insert(0, ("queue", f"Safeguarding queue ({n} awaiting acknowledgement, {len(queue.open)} open, "
                                         f"{len(queue.overdue)} overdue)"))
+        if dsl:
+            options.insert(1, ("file", "A child's file (whole chronology, recorded)"))
         options.append(("help", "Help"))
         choice = self.choose("Choose:", options, allow_back=False)
         self.guarded({"report": self.report_flow, "mine": self.my_reports, "inbox": lambda: self.show_inbox(all_=True),
-         "queue": self.queue, "help": self.help}[choice])
+         "queue": self.queue, "file": self.child_file, "help": self.help}[choice])
 
     def help(self) -> None:
         self.heading("Help")
@@ -191,7 +193,7 @@ class Console:
                 self.say("  Type at least two letters of the child's name.")
                 continue
             with self.store.session() as s:
-                found = [(report.child_value(c.id), f"{c.name} ({c.year_group or 'year not known'})")
+                found = [(report.child_value(c.id), f"{c.name} ({year_label(c.year_group)})")
                          for c in search_children(s, self.person.school_id, q, limit=10)]
             if found:
                 self.say("  Found on the school roll:")
@@ -303,6 +305,23 @@ class Console:
             self.say("Not recorded: " + str(exc))
 
     # -- DSL side -------------------------------------------------------------------------
+    def child_file(self) -> None:
+        from flows import chronology
+
+        self.heading("A child's file")
+        child = self.pick_child()
+        if not child.startswith(report.CHILD_PREFIX):
+            self.say("Only a pupil on the roll has a file. Match typed names from the concern first.")
+            return
+        try:
+            cf = chronology.child_file(self.store, self.person.id, int(child[len(report.CHILD_PREFIX):]),
+                                       via="terminal")
+        except FlowError as exc:
+            self.say(str(exc))
+            return
+        for line in cf.lines():
+            self.say(line)
+
     def queue(self) -> None:
         q = queries.dsl_queue(self.store, self.person.id)
         self.heading("Safeguarding queue")
@@ -388,7 +407,7 @@ class Console:
     def show_record(self, v: triage.RecordView) -> None:
         self.heading(f"{v.reference} — {'URGENT — ' if v.urgent else ''}{v.status}")
         d = v.details
-        rows = [("Child", v.child_name + (f" ({v.child_year})" if v.child_year else "")),
+        rows = [("Child", v.child_name + (f" ({year_label(v.child_year)})" if v.child_year else "")),
                 ("Raised by", v.referrer), ("Handler", v.handler or "nobody yet"),
                 ("Categories", ", ".join(v.categories)),
                 ("When", d["occurred_at"].strftime("%d %b %Y %H:%M") if d["occurred_at"] else "?"),
@@ -416,6 +435,14 @@ class Console:
         for e in v.entries:
             summary = "; ".join(f"{k}: {val}" for k, val in e.body.items() if val not in (None, "", []))
             self.say(f"{e.at:%d %b %H:%M} {e.kind:<12} {e.actor}" + (f" — {summary}" if summary else ""))
+
+
+def year_label(year_group: str | None) -> str:
+    if not year_group:
+        return "year not known"
+    if year_group.upper() in ("R", "RECEPTION"):
+        return "Reception"
+    return f"Year {year_group}" if year_group.isdigit() else year_group
 
 
 def _validate_only(form: Form, values: dict) -> None:

@@ -134,3 +134,17 @@ def world_demo(store):
     from storage.demo import ensure_directory
 
     assert ensure_directory(store)
+
+
+def test_dsl_opens_a_childs_whole_file_in_the_terminal(store, world_demo, cli_env, tmp_path):
+    from sqlmodel import select as sel
+
+    from storage.models import AuditEvent
+
+    chat(cli_env, tmp_path, "teacher@demo.school", REPORT)
+    out = chat(cli_env, tmp_path, "dsl@demo.school", ["2", "ava", "1", "quit"])
+    assert "Ava Morgan" in out and "SG-2026-0001" in out and "red mark round her left wrist" in out
+    with store.session() as s:
+        assert s.exec(sel(AuditEvent).where(AuditEvent.action == "chronology.opened")).first() is not None
+    staff = chat(cli_env, tmp_path, "teacher@demo.school", ["quit"])
+    assert "A child's file" not in staff  # not offered to staff
