@@ -117,6 +117,9 @@ class FakeSlack:
         if method in ("chat.postMessage", "chat.update"):
             ts = args.get("ts") or f"1764000000.{next(self._ts):06d}"
             return {"ok": True, "channel": args["channel"], "ts": ts, "message": {"text": args.get("text")}}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.socket_url} if getattr(self, "socket_url", None) else \
+                {"ok": False, "error": "not_allowed_token_type"}
         if method == "users.info":
             email = self.emails.get(args.get("user"))
             if email is None:

@@ -402,3 +402,62 @@ def test_half_configured_slack_is_refused():
     with pytest.raises(SettingsError, match="SLACK_APP_TOKEN"):
         slack_config(load_settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET=SECRET), socket_mode=True)
     assert slack_config(load_settings()) is False
+
+
+# ------------------------------------------------------------------ asking the referrer, notes
+
+def test_dsl_asks_the_referrer_who_answers_in_a_modal(env):
+    w = env.world
+    from flows import report
+
+    receipt = report.submit(env.store, w.teacher, slack_raw(w))
+    env.deliver()
+    dsl, teacher = env.user("dsl"), env.user("dsl").replace("DSL", "TEACHER")
+    alert = sent_to(env, dsl)[0]
+    ref = [m for m in outbox(env.store, "concern_alert") if m.recipient_id == w.dsl][0].platform_ref
+    env.slack.click_in_message(dsl, ref["channel"], ref["ts"], alert.args["blocks"], notices.ASK_REFERRER)
+    ask = env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view"]["callback_id"] == "ask_referrer_modal"])
+    ask_id, ask_view = ask[-1].args["view_id"], ask[-1].args["view"]
+    r = env.slack.submit(dsl, ask_id, ask_view, fill(ask_view, {"question": "Did she say when this happened?"}))
+    assert r.json()["response_action"] == "update"
+    env.deliver()
+    q = sent_to(env, teacher, "Question about your concern")[0]
+    assert q.args["text"] == f"The safeguarding lead has a question about {receipt.reference}"
+    assert "Did she say" not in q.args["text"] and "Did she say" in json.dumps(q.args["blocks"])
+    qref = outbox(env.store, "info_request")[0].platform_ref
+    env.slack.click_in_message(teacher, qref["channel"], qref["ts"], q.args["blocks"], notices.ANSWER_QUESTION)
+    ans = env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view"]["callback_id"] == "answer_question_modal"])
+    ans_id, ans_view = ans[-1].args["view_id"], ans[-1].args["view"]
+    assert "Did she say when this happened?" in json.dumps(ans_view)
+    r = env.slack.submit(teacher, ans_id, ans_view, fill(ans_view, {"answer": "Yes: on Sunday evening."}))
+    assert r.json()["response_action"] == "update"
+    env.deliver()
+    told = sent_to(env, dsl, "Referrer answered")[0]
+    assert "Sunday" not in json.dumps(told.args)  # the answer is read in the (audited) record, not the DM
+    # a non-member of the DSL team cannot ask: the TA gets a plain refusal, no modal to fill in
+    ta = env.user("ta")
+    env.slack.click_in_message(ta, "D" + ta, "9.9", alert.args["blocks"], notices.ASK_REFERRER)
+    env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view"]["callback_id"] == "info_modal"
+                             and "safeguarding team" in json.dumps(c.args["view"])])
+
+
+def test_note_from_the_record(env):
+    w = env.world
+    from flows import report
+
+    report.submit(env.store, w.teacher, slack_raw(w))
+    env.deliver()
+    dsl = env.user("dsl")
+    alert = sent_to(env, dsl)[0]
+    env.slack.click_in_message(dsl, "D" + dsl, "1.1", alert.args["blocks"], notices.OPEN_RECORD)
+    rec = env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view"]["callback_id"] == "concern_record_modal"])
+    rec_id, rec_view = rec[-1].args["view_id"], rec[-1].args["view"]
+    env.slack.click_in_view(dsl, rec_id, rec_view, "add_note")
+    note = env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view"]["callback_id"] == "add_note_modal"])
+    nid, nview = note[-1].args["view_id"], note[-1].args["view"]
+    r = env.slack.submit(dsl, nid, {**nview, "_previous": rec_id}, fill(nview, {"text": "Spoke to Mum at pick-up."}))
+    assert r.json() == {"response_action": "clear"}
+    from storage.models import AuditEvent
+
+    with env.store.session() as s:
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "concern.note")).first()

@@ -84,17 +84,18 @@ def install_slack(settings, store, routes: list, startups: list, shutdowns: list
     if socket_mode:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-        sm = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        holder: dict = {}
 
-        async def connect():
+        async def connect():  # made inside the running loop (its aiohttp session needs one)
+            sm = holder["sm"] = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
             await sm.connect_async()
             log.info("Slack: connected over Socket Mode")
 
         async def disconnect():
-            await sm.close_async()
+            if "sm" in holder:
+                await holder["sm"].close_async()
 
         startups.append(connect)
         shutdowns.append(disconnect)
-        app.socket_mode_handler = sm
     log.info("Slack is on: POST /slack/events%s", " and Socket Mode" if socket_mode else "")
     return app
