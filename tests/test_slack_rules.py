@@ -461,3 +461,44 @@ def test_note_from_the_record(env):
 
     with env.store.session() as s:
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "concern.note")).first()
+
+
+def test_child_picker_answers_quickly_from_a_large_roll(env):
+    """Slack waits 3 s for options: a 1,500-pupil roll is searched well inside that."""
+    from storage.models import Child
+
+    with env.store.session() as s:
+        for i in range(1500):
+            s.add(Child(school_id=env.world.school, mis_id=f"B{i:05d}", name=f"Pupil{i:04d} Surname{i % 97}",
+                        year_group=str(1 + i % 6)))
+    teacher = env.user("teacher")
+    vid, view = open_report(env, teacher)
+    t0 = time.perf_counter()
+    r = env.slack.suggest(teacher, vid, view, "f.child", "pupil0042")
+    elapsed = time.perf_counter() - t0
+    options = r.json()["options"]
+    assert options[0]["text"]["text"].startswith("Pupil0042 Surname")
+    assert len(options) <= 21 and elapsed < 1.5, elapsed
+    # a search with many matches is cut to the first 20, plus "not on the roll"
+    many = env.slack.suggest(teacher, vid, view, "f.child", "surname1").json()["options"]
+    assert len(many) == 21 and many[-1]["value"] == "surname1"
+
+
+def test_a_refused_click_can_be_pressed_again(env):
+    """A one-click answer the flow refuses is not remembered as done."""
+    w = env.world
+    from flows import report
+
+    receipt = report.submit(env.store, w.teacher, slack_raw(w))
+    with env.store.session() as s:
+        notices.enqueue(s, kind="checkin", recipient_id=w.teacher, dedupe_key="ck2", payload={"concern_id": receipt.concern_id})
+    env.deliver()
+    msg = sent_to(env, env.user("teacher"), "Checking in")[0]
+    ta = env.user("ta")  # not the referrer, not the DSL team: refused
+    env.slack.click_in_message(ta, "D" + ta, "3.3", msg.args["blocks"], notices.STILL_WORRIED)
+    env.fake.wait(lambda f: [c for c in f.of("chat.postMessage") if c.args["channel"] == "D" + ta
+                             and "Not done" in c.args["text"]])
+    from storage.models import IdempotencyKey
+
+    with env.store.session() as s:
+        assert not [k for k in s.exec(select(IdempotencyKey)) if k.key.startswith("slack-click:")]

@@ -99,6 +99,12 @@ class SlackHandlers:
             return False
         return True
 
+    def release(self, key: str) -> None:
+        with self.store.session() as s:
+            row = s.get(IdempotencyKey, key[:200])
+            if row is not None:
+                s.delete(row)
+
     async def person(self, client, body: dict) -> int | None:
         return await self.directory.person_id(client, _team(body), _user(body))
 
@@ -394,12 +400,17 @@ class SlackHandlers:
         pid = await self.person(client, body)
         if pid is None:
             return await self.unknown(client, body)
-        if not await to_thread(self.claim, self.click_key(body, action_id)):
+        key = self.click_key(body, action_id)
+        if not await to_thread(self.claim, key):
             return  # a double click or a retry: done already
         try:
             out = await to_thread(call, pid, _value(body))
         except FlowError as exc:
+            await to_thread(self.release, key)
             return await self.tell(client, body, "Not done", str(exc))
+        except Exception:
+            await to_thread(self.release, key)  # not done: the same button may be pressed again
+            raise
         await self.tell(client, body, title, line(out) if callable(line) else line, replace=not _in_view(body))
 
     # ------------------------------------------------------------ home and DMs
