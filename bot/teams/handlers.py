@@ -131,24 +131,44 @@ class TeamsHandlers:
         aad = (a.get("from") or {}).get("aadObjectId")
         pid = self.directory.person_id(aad, tenant)
         if pid is not None and (a.get("conversation") or {}).get("conversationType", "personal") == "personal":
-            from .refs import save_ref
-
-            try:
-                save_ref(self.store, pid, a)
-            except ValueError:
-                pass  # an activity without a full reference (should not happen in a 1:1 chat)
+            self.refresh_ref(pid, a)
         return pid, tenant
 
+    def refresh_ref(self, pid: int, a: dict) -> None:
+        """Keep the person's conversation reference current (and clear `stale`): a write only when
+        something changed, so that an ordinary message costs one primary-key read."""
+        from .refs import get_ref, ref_fields, save_ref
+
+        try:
+            fields = ref_fields(a)
+        except ValueError:
+            return  # an activity without a full reference (should not happen in a 1:1 chat)
+        ref = get_ref(self.store, pid)
+        if ref is not None and not ref.stale and all(getattr(ref, k) == v for k, v in fields.items()
+                                                     if k != "aad_object_id" or v):
+            return
+        save_ref(self.store, pid, a)
+
     async def dispatch(self, verb: str | None, pid: int, data: dict, where: str) -> Reply:
+        return await to_thread(self.dispatch_sync, verb, pid, data, where)
+
+    def dispatch_sync(self, verb: str | None, pid: int, data: dict, where: str) -> Reply:
         fn = self.actions.get(verb or "")
         if fn is None:
             return Reply(message="That button is no longer in use. Type “help” to see what I can do.")
         try:
-            return await to_thread(fn, pid, data, where)
+            return fn(pid, data, where)
         except FormErrors as exc:  # a flow refused with field errors the card could not show
             return Reply(cards.message("Not done yet", list(exc.errors.values()), fallback="Not done yet"))
         except FlowError as exc:
             return Reply(cards.message("Not done", [str(exc)], fallback="Not done"))
+
+    def invoke_sync(self, act, verb: str | None, data: dict) -> Reply:
+        """An invoke in one worker-thread hop: who it is, then the action."""
+        pid, tenant = self.identify(act)
+        if pid is None:
+            return Reply(self._unknown_with_form(tenant, data))
+        return self.dispatch_sync(verb, pid, data, self._where(act))
 
     async def send(self, ctx, c, summary: str) -> None:
         from microsoft_teams.api import MessageActivityInput
@@ -211,11 +231,7 @@ class TeamsHandlers:
             action = act.value.action
             data = dict(getattr(action, "data", None) or {})
             verb = data.get("action") or getattr(action, "verb", None)
-            pid, tenant = await to_thread(self.identify, act)
-            if pid is None:
-                card = await to_thread(self._unknown_with_form, tenant, data)
-                return AdaptiveCardActionCardResponse(value=card)
-            reply = await self.dispatch(verb, pid, data, self._where(act))
+            reply = await to_thread(self.invoke_sync, act, verb, data)
         except Exception as exc:  # never "Unable to reach app": say something, log no content
             log.error("teams: card action failed (%s)", type(exc).__name__)
             return AdaptiveCardActionMessageResponse(
