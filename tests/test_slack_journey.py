@@ -105,8 +105,10 @@ def test_whole_journey(env, store, caplog):
     r = slack.click_in_message(dsl, "D" + dsl, refs[w.dsl]["ts"], alert_dsl.args["blocks"], notices.ACKNOWLEDGE)
     assert r.status_code == 200
     _wait_db(store, lambda s: s.get(Concern, concern.id).handler_id == w.dsl)
+    mine = fake.wait(lambda f: f.of("chat.update"))  # the clicker's copy at once, before the outbox runs
+    assert mine[0].args["ts"] == refs[w.dsl]["ts"] and "acknowledged by Dana Shah" in mine[0].args["text"]
     env.deliver()
-    updates = fake.of("chat.update")
+    updates = fake.of("chat.update")[1:]
     assert {(u.args["channel"], u.args["ts"]) for u in updates} == {
         (refs[w.dsl]["channel"], refs[w.dsl]["ts"]), (refs[w.deputy]["channel"], refs[w.deputy]["ts"])}
     for u in updates:

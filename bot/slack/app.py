@@ -278,7 +278,21 @@ class SlackHandlers:
             when = render._when(res.get("at"))
             await self.tell(client, body, f"{res['reference']} already acknowledged",
                             f"{res['reference']} was already acknowledged by {res['acknowledged_by']} at {when}.")
-        # Every copy of the alert (this one included) is updated by the outbox: alert_acknowledged.
+            return
+        # Every copy of the alert is updated by the outbox (alert_acknowledged); the clicker's
+        # own copy is updated at once too, with the same words.
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get("message_ts")
+        if channel and ts and not _in_view(body):
+            notice = await to_thread(self._acknowledged_notice, pid, cid, res["at"])
+            await client.chat_update(channel=channel, ts=ts, text=notice.text, blocks=render.notice_blocks(notice))
+
+    def _acknowledged_notice(self, pid: int, cid: int, at):
+        from storage.models import OutboxMessage
+
+        with self.store.session() as s:  # composed, never saved: the outbox has its own copy
+            return notices.compose(s, OutboxMessage(kind="alert_acknowledged", recipient_id=pid, dedupe_key="-",
+                                                    payload={"concern_id": cid, "by_id": pid, "at": at.isoformat()}))
 
     async def open_record(self, ack, body, client) -> None:
         await ack()
