@@ -502,3 +502,25 @@ def test_a_refused_click_can_be_pressed_again(env):
 
     with env.store.session() as s:
         assert not [k for k in s.exec(select(IdempotencyKey)) if k.key.startswith("slack-click:")]
+
+
+def test_follow_up_ask_for_an_update_in_one_click(env):
+    w = env.world
+    from flows import report
+
+    receipt = report.submit(env.store, w.teacher, slack_raw(w))
+    with env.store.session() as s:
+        notices.enqueue(s, kind="referrer_follow_up", recipient_id=w.teacher, dedupe_key="fu1",
+                        payload={"concern_id": receipt.concern_id})
+    env.deliver()
+    teacher = env.user("teacher")
+    msg = sent_to(env, teacher, "Checking in")[-1]
+    labels = [e["text"]["text"] for b in msg.args["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert labels[0] == "Ask for an update" and labels[-1] == "I'm still worried"
+    ref = outbox(env.store, "referrer_follow_up")[0].platform_ref
+    env.slack.click_in_message(teacher, ref["channel"], ref["ts"], msg.args["blocks"], notices.REQUEST_UPDATE)
+    upd = env.fake.wait(lambda f: [c for c in f.of("chat.update") if c.args["ts"] == ref["ts"]])
+    assert "Update requested" in upd[-1].args["text"]
+    env.deliver()
+    asked = sent_to(env, env.user("dsl"), "The referrer asks for an update")
+    assert asked and asked[0].args["text"] == f"{receipt.reference}: the referrer asks for an update"
