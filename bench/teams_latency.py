@@ -179,6 +179,9 @@ def main() -> None:
         with create_engine(base, isolation_level="AUTOCOMMIT").connect() as c:
             c.execute(text(f'CREATE SCHEMA "{schema}"'))
         url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    drop_schema = None
+    if url.startswith("postgresql") and "bench_" in url:
+        drop_schema = (base, schema)
     key = generate_key()
     store = Store(url, key, upgrade=True)
     w = build_world(store)
@@ -260,6 +263,11 @@ def main() -> None:
         replies = int(conn_proc.stdout.readline().strip() or 0)
         conn_proc.wait(10)
 
+    if drop_schema:
+        from sqlalchemy import create_engine, text
+
+        with create_engine(drop_schema[0], isolation_level="AUTOCOMMIT").connect() as c:
+            c.execute(text(f'DROP SCHEMA "{drop_schema[1]}" CASCADE'))
     db = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print(f"Teams at {args.concurrency} concurrent senders, {args.requests} measured per case "
           f"(+{args.warmup} warm-up), {db}; {replies} replies reached the connector")

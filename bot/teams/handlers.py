@@ -147,7 +147,10 @@ class TeamsHandlers:
         if ref is not None and not ref.stale and all(getattr(ref, k) == v for k, v in fields.items()
                                                      if k != "aad_object_id" or v):
             return
-        save_ref(self.store, pid, a)
+        try:
+            save_ref(self.store, pid, a)
+        except IntegrityError:  # two first messages at once: the other one inserted it; update it
+            save_ref(self.store, pid, a)
 
     async def dispatch(self, verb: str | None, pid: int, data: dict, where: str) -> Reply:
         return await to_thread(self.dispatch_sync, verb, pid, data, where)
