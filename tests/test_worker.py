@@ -319,8 +319,8 @@ def test_serve_runs_a_worker_in_process_unless_told_not_to(store, world, cli_env
 
 # --- several replicas (PostgreSQL) -------------------------------------------------------------
 
-NEEDS_PG = pytest.mark.skipif(not on_postgres(), reason="several workers sharing rows rely on PostgreSQL's "
-                              "FOR UPDATE SKIP LOCKED; SQLite has one writer (see the sequential test)")
+NEEDS_PG = pytest.mark.skipif(not on_postgres(), reason="FOR UPDATE SKIP LOCKED, which lets workers share rows, "
+                              "is a PostgreSQL feature; SQLite has one writer at a time (see the sequential test)")
 
 
 def _spawn(cli_env, now, record, *extra):
