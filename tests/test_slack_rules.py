@@ -524,3 +524,30 @@ def test_follow_up_ask_for_an_update_in_one_click(env):
     env.deliver()
     asked = sent_to(env, env.user("dsl"), "The referrer asks for an update")
     assert asked and asked[0].args["text"] == f"{receipt.reference}: the referrer asks for an update"
+
+
+def test_dsl_matches_a_typed_name_to_the_pupil(env):
+    w = env.world
+    from flows import report
+
+    receipt = report.submit(env.store, w.teacher, slack_raw(w, child="Ben Oakes, Year 5"))
+    env.deliver()
+    dsl = env.user("dsl")
+    alert = sent_to(env, dsl)[0]
+    assert "not found in the roster" in json.dumps(alert.args["blocks"])
+    env.slack.click_in_message(dsl, "D" + dsl, "1.1", alert.args["blocks"], notices.OPEN_RECORD)
+    rec = env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view"]["callback_id"] == "concern_record_modal"])
+    rec_id, rec_view = rec[-1].args["view_id"], rec[-1].args["view"]
+    env.slack.click_in_view(dsl, rec_id, rec_view, "match_child")
+    m = env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view"]["callback_id"] == "match_child_modal"])
+    mid, mview = m[-1].args["view_id"], m[-1].args["view"]
+    assert "Ben Oakes, Year 5" in json.dumps(mview)
+    opts = env.slack.suggest(dsl, mid, mview, "f.child", "ben o").json()["options"]
+    assert opts[0]["value"] == f"child:{w.other_child}"
+    r = env.slack.submit(dsl, mid, {**mview, "_previous": rec_id}, fill(mview, {"child": "ben o"}))
+    assert r.json()["response_action"] == "errors" and "child" in r.json()["errors"]  # a typed name is not a match
+    r = env.slack.submit(dsl, mid, {**mview, "_previous": rec_id}, fill(mview, {"child": opts[0]["value"]}))
+    assert r.json() == {"response_action": "clear"}
+    with env.store.session() as s:
+        c = s.get(Concern, receipt.concern_id)
+        assert c.child_id == w.other_child and not c.needs_child_match

@@ -354,6 +354,30 @@ class SlackHandlers:
             ids.VIEW_NOTE, "Add note", "Note", metadata={"concern_id": cid}, submit="Add note",
             lines=[f"{ref}: a note for the chronology (it is never edited; a correction is a new note)."]))
 
+    async def match_child(self, ack, body, client) -> None:
+        await ack()
+
+        def given(cid):
+            from storage.models import Concern
+
+            with self.store.session() as s:
+                c = s.get(Concern, cid)
+                return c.child_name_given if c else None
+
+        async def build_async(cid, ref):
+            return render.match_child_modal(cid, ref, await to_thread(given, cid))
+
+        view_id = await self.open_view(client, body, render.loading_modal(ids.VIEW_INFO, "Match to a pupil"))
+        pid = await self.person(client, body)
+        if pid is None:
+            return await self.unknown(client, body, view_id)
+        cid = _value(body).get("concern_id")
+        try:
+            ref = await to_thread(self._may_handle, pid, cid)
+        except FlowError as exc:
+            return await client.views_update(view_id=view_id, view=render.info_modal("Not allowed", [str(exc)]))
+        await client.views_update(view_id=view_id, view=await build_async(cid, ref))
+
     async def _submit_view(self, ack, body, client, view, call, done_title: str, done_line) -> None:
         """Run a flow for a modal submission; FormErrors shown inline; a resubmission of the same
         view (double click) does nothing twice."""
@@ -532,6 +556,19 @@ def build_app(settings, store: Store) -> AsyncApp:
                              lambda pid, md, raw: triage.close(store, pid, md["concern_id"], raw.get("summary") or ""),
                              "Concern closed", "Closed with its outcome summary. The referrer can still say "
                                                "they are worried, which reopens it.")
+
+    app.action(ids.MATCH_CHILD)(h.match_child)
+
+    def _match(pid, md, raw):
+        value = raw.get("child") or ""
+        if not value.startswith("child:"):
+            raise FormErrors({"child": "Choose a pupil from the roll (search by name)."})
+        return triage.match_child(store, pid, md["concern_id"], int(value.split(":", 1)[1]))
+
+    @app.view(ids.VIEW_MATCH)
+    async def on_match(ack, body, client, view):
+        await h._submit_view(ack, body, client, view, _match, "Matched", "The record is now linked to the pupil "
+                                                                        "on the roll, with their wider history.")
 
     @app.view(ids.VIEW_NOTE)
     async def on_note(ack, body, client, view):

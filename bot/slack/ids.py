@@ -26,11 +26,13 @@ VIEW_ANSWER = "answer_question_modal"
 VIEW_SHARE = "share_outcome_modal"
 VIEW_CLOSE = "close_concern_modal"
 VIEW_NOTE = "add_note_modal"
+VIEW_MATCH = "match_child_modal"
 
 # Block action ids: the stable notice action ids, plus our own.
 NOTICE_ACTIONS = (notices.ACKNOWLEDGE, notices.OPEN_RECORD, notices.RECORD_DECISION, notices.ASK_REFERRER,
                   notices.ANSWER_QUESTION, notices.CHECKIN, notices.STILL_WORRIED, notices.REQUEST_UPDATE,
                   notices.REPORT_CONCERN, notices.SHARE_OUTCOME, notices.CLOSE)
 ADD_NOTE = "add_note"
+MATCH_CHILD = "match_child"
 FIELD_PREFIX = "f."  # action ids of form inputs: f.<field name>
 CHILD_ACTION = FIELD_PREFIX + "child"  # the external_select answered from the roster

@@ -325,6 +325,11 @@ def record_modal(rec, *, can_act: bool = True) -> dict:
     chron = [f"{_when(e.at)} · {e.kind} · {esc(e.actor)}" + (f": {esc(_entry_text(e))}" if _entry_text(e) else "")
              for e in rec.entries]
     blocks.append(SectionBlock(text=MarkdownTextObject(text=cut("*Chronology*\n" + "\n".join(chron[-30:]), 3000))))
+    if can_act and not rec.child_matched:
+        blocks.append(SectionBlock(
+            block_id="match", text=MarkdownTextObject(text=":warning: The child is not matched to the school roll yet."),
+            accessory=ButtonElement(text="Match to a pupil", action_id=ids.MATCH_CHILD,
+                                    value=json.dumps({"concern_id": rec.concern_id}))))
     if can_act:
         v = json.dumps({"concern_id": rec.concern_id})
         blocks.append(ActionsBlock(block_id="record_actions", elements=[
@@ -378,3 +383,13 @@ def home_view(*, name: str | None, reports: list, queue=None, unknown_message: s
     if not reports:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="You have not reported a concern here yet.")]))
     return View(type="home", blocks=blocks[:100]).to_dict()
+
+
+def match_child_modal(concern_id: int, reference: str, given: str | None = None) -> dict:
+    blocks: list = [SectionBlock(text=MarkdownTextObject(
+        text=f"{esc(reference)}: choose the pupil on the school roll this concern is about."
+             + (f" The referrer wrote: “{esc(given)}”." if given else "")))]
+    blocks.append(InputBlock(block_id="child", label="Pupil", element=ExternalDataSelectElement(
+        action_id=ids.CHILD_ACTION, placeholder="Type 2 letters of the name", min_query_length=2)))
+    return modal(ids.VIEW_MATCH, "Match to a pupil", blocks, submit="Match",
+                 private_metadata=meta(concern_id=concern_id))
