@@ -2,7 +2,7 @@
 rule fires at the policy's time (working time for normal concerns, minutes at any hour for
 urgent ones), reaches the right people, and is cancelled by the event it was waiting for."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import update

@@ -4,7 +4,6 @@ PostgreSQL (SKIP LOCKED), and the `worker` / `nudges list` / `serve` commands.""
 
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -12,7 +11,7 @@ import sys
 import time
 import types
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,13 @@ from sqlmodel import select
 
 from bot.delivery import ConsoleTransport, RecipientUnreachable, TransientDeliveryError, transports
 from bot.settings import load_settings
-from bot.worker import Counts, Worker, WorkerConfig, claim_messages, sweep_nudges
+from bot.worker import Worker, WorkerConfig, claim_messages, sweep_nudges
 from flows import notices, nudge_rules, report, triage
 from storage.models import AuditEvent, Nudge, OutboxMessage
 
 from .conftest import on_postgres, run_cli
 from .flow_support import NOW, build_world, report_values
-from .worker_support import Recording, Scripted, load_inactive_concerns, read_deliveries
+from .worker_support import Scripted, load_inactive_concerns, read_deliveries
 
 ROOT = Path(__file__).resolve().parent.parent
 CFG = WorkerConfig(jitter=0, backoff_base=30, max_attempts=4)
