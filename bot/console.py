@@ -434,7 +434,27 @@ class Console:
         self.heading("Chronology")
         for e in v.entries:
             summary = "; ".join(f"{k}: {val}" for k, val in e.body.items() if val not in (None, "", []))
-            self.say(f"{e.at:%d %b %H:%M} {e.kind:<12} {e.actor}" + (f" — {summary}" if summary else ""))
+            self.say(f"{e.at:%d %b %H:%M} {entry_label(e.kind, e.facts):<28} {e.actor}" +
+                     (f" — {summary}" if summary else ""))
+
+
+ENTRY_TYPES = {"question_to_referrer": "question to the referrer", "referrer_answer": "the referrer's answer",
+               "update_requested": "referrer asked for an update", "still_worried": "referrer still worried",
+               "child_matched": "matched to the roll"}
+
+
+def entry_label(kind: str, facts: dict) -> str:
+    """A chronology entry's kind in words, with the fact that says what sort it is."""
+    t = facts.get("type")
+    if t == "checkin":
+        return f"check-in: {notices.CHECKIN_ANSWERS.get(facts.get('answer'), '?')}"
+    if t == "professional_challenge":
+        return f"professional challenge, stage {facts.get('stage')}"
+    if facts.get("step"):
+        return f"social care: {triage.STEP_LABELS.get(facts['step'], facts['step'])}"
+    if kind == "decision":
+        return f"decision: {facts.get('decision', '?').replace('_', ' ')}"
+    return ENTRY_TYPES.get(t, kind.replace("_", " "))
 
 
 def year_label(year_group: str | None) -> str:

@@ -148,3 +148,32 @@ def test_dsl_opens_a_childs_whole_file_in_the_terminal(store, world_demo, cli_en
         assert s.exec(sel(AuditEvent).where(AuditEvent.action == "chronology.opened")).first() is not None
     staff = chat(cli_env, tmp_path, "teacher@demo.school", ["quit"])
     assert "A child's file" not in staff  # not offered to staff
+
+
+def test_questions_notes_steps_challenges_and_updates_in_the_terminal(store, world_demo, cli_env, tmp_path):
+    chat(cli_env, tmp_path, "teacher@demo.school", REPORT)
+    out = chat(cli_env, tmp_path, "dsl@demo.school", [
+        "1", "1",
+        "3", "Did you see the mark yourself, and when?",                 # ask the referrer
+        "4", "2", "Spoke with the head about next steps.", "Dana Shah, Helen Brooks",  # a discussion
+        "5", "7", "Mark on wrist with a disclosure; social care must assess.", "Dana Shah (DSL)",
+        "Northshire MASH", "24/11/2026 14:00", "1", "", "y", "",           # referral, parents told
+        "6", "1", "26/11/2026 09:00", "Acknowledgement letter received",   # social care step
+        "8", "2", "01/12/2026", "Team manager, MASH", "Challenged NFA after a second injury.",  # challenge
+        "0", "quit"])
+    assert "Sent privately to the referrer" in out and "Added to the record" in out
+    assert out.count("Recorded.") >= 1 and "Challenge recorded." in out
+
+    out = chat(cli_env, tmp_path, "teacher@demo.school", [
+        "2", "1", "1", "Yes, at 12:40 in the classroom.",   # answer the DSL's question
+        "2", "1", "2",                                       # ask for an update
+        "quit"])
+    assert "Did you see the mark yourself" in out and "your answer is in the record" in out
+    assert "has been asked for an update" in out
+
+    out = chat(cli_env, tmp_path, "dsl@demo.school", ["1", "1", "2", "0", "quit"])
+    out = " ".join(out.split())  # the terminal wraps long lines
+    for text in ("Did you see the mark yourself", "Yes, at 12:40", "Spoke with the head",
+                 "social care: Social care acknowledged the referral", "professional challenge, stage 2",
+                 "referrer asked for an update", "decision: social care referral"):
+        assert text in out, text
