@@ -4,7 +4,6 @@ process delivers the DSL alerts through Slack."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time

@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import time
-from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (AsyncConnectionErrorRetryHandler,

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import (ActionsBlock, ButtonElement, ContextBlock, DatePickerElement,
                                      DateTimePickerElement, DividerBlock, ExternalDataSelectElement, HeaderBlock,
-                                     InputBlock, MarkdownTextObject, Option, PlainTextInputElement, PlainTextObject,
+                                     InputBlock, MarkdownTextObject, Option, PlainTextInputElement,
                                      RadioButtonsElement, SectionBlock, StaticMultiSelectElement, StaticSelectElement)
 from slack_sdk.models.views import View
 
