@@ -532,3 +532,55 @@ def test_a_slack_request_is_served_beside_teams(store, ms, connector, monkeypatc
     finally:
         fake.close()
     assert world.teacher
+
+
+# --- outbound through the outbox: throttling ---------------------------------------------------------
+
+def test_throttled_sends_are_retried_and_a_connector_outage_leaves_the_message_for_later(env, store, monkeypatch):
+    from bot.teams import client
+
+    monkeypatch.setattr(client, "MAX_WAIT_SECONDS", 1.0)
+    w, conn = env.world, env.connector
+    env.reply_to("dsl", "help")
+    env.reply_to("deputy", "help")
+    _submit_report(env)
+    conn.script(429, retry_after="1")  # the first alert is throttled once, then accepted
+    first = len(conn.calls)
+    assert env.deliver()["sent"] == 3
+    tries = [c for c in conn.calls[first:] if c["method"] == "POST"]
+    assert len(tries) == 4 and tries[1]["at"] - tries[0]["at"] >= 0.9  # Retry-After honoured
+    # the connector is down (503 on every try): the middleware gives up, the outbox keeps the message
+    from flows import triage
+
+    with store.session() as s:
+        cid = s.exec(select(Concern)).one().id
+    triage.ask_referrer(store, w.dsl, cid, "Which classroom was it?")
+    conn.script(503, retry_after="0", times=10)
+    out = env.deliver()
+    assert out == {"sent": 0, "retried": 1, "dead": 0}
+    with store.session() as s:
+        q = s.exec(select(OutboxMessage).where(OutboxMessage.kind == "info_request")).one()
+        assert q.state == "pending" and q.attempts == 1 and q.last_error == "TransientDeliveryError"
+    conn._script.clear()
+    assert env.deliver(now=utcnow() + timedelta(hours=1))["sent"] == 1
+
+
+def test_the_child_picker_searches_the_roll_with_teams_typeahead(env):
+    """Where the client has dynamic typeahead, the picker's `application/search` invoke is answered
+    from the searcher's school roll (and the name as typed, for a pupil not on the roll)."""
+    from tests.teams_journey_support import user_ids
+    from tests.teams_support import message_activity
+
+    act = message_activity(env.connector.service_url, **user_ids("teacher"), type="invoke", name="application/search",
+                           value={"queryText": "zed", "dataset": "children", "queryOptions": {"skip": 0, "top": 15}})
+    act.pop("text")
+    r = env.teams.post(act)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["type"] == "application/vnd.microsoft.search.searchResponse"
+    assert [x["title"] for x in body["value"]["results"]] == ["Amira Zed (Year 5)", "Zak Zed (Year 5)",
+                                                              "Not on the roll: “zed”"]
+    act = message_activity(env.connector.service_url, **user_ids("stranger"), type="invoke", name="application/search",
+                           value={"queryText": "zed", "dataset": "children"})
+    act.pop("text")
+    assert env.teams.post(act).json()["value"]["results"] == []  # not in the directory: no pupils

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
 from microsoft_teams.cards import (ActionSet, AdaptiveCard, ChoiceSetInput, DateInput, ExecuteAction, Fact,
-                                   FactSet, TextBlock, TextInput, TimeInput)
+                                   FactSet, QueryData, TextBlock, TextInput, TimeInput)
 from microsoft_teams.cards import Choice as CardChoice
 
 from flows import notices
@@ -239,9 +239,11 @@ def report_step2(form: Form, children: list[tuple[str, str]], typed: str, values
         choices.append(CardChoice(title=f"Not on the roll: “{typed}”", value=typed))
     chosen = _value(values, "child") or (children[0][0] if len(children) == 1 else None)
     f = form.field("child")
-    body.append(ChoiceSetInput(id="child", label=f.label, is_required=True, style="expanded", wrap=True,
+    # The pupils found, as a filtered list; where the client has Teams' dynamic typeahead, typing
+    # searches the whole roll (an `application/search` invoke for the "children" dataset).
+    body.append(ChoiceSetInput(id="child", label=f.label, is_required=True, style="filtered", wrap=True,
                                error_message=errors.get("child") or "Choose the child.", choices=choices,
-                               value=chosen))
+                               choices_data=QueryData(dataset=CHILD_SEARCH_DATASET), value=chosen))
     if not children:
         body.append(text("No pupil on the roll matched. Choose the name you typed (the DSL will match the "
                          "record) or search again.", is_subtle=True, size="Small"))

@@ -243,6 +243,25 @@ class TeamsHandlers:
             return AdaptiveCardActionCardResponse(value=reply.card)
         return AdaptiveCardActionMessageResponse(value=reply.message or "Done.")
 
+    async def on_card_search(self, ctx):
+        """Teams' dynamic typeahead for the child picker (`application/search`, dataset "children"):
+        pupils of the searcher's school whose name matches, and the typed name itself."""
+        from microsoft_teams.api import SearchInvokeResponse, SearchInvokeResponseValue, SearchInvokeResult
+
+        act = ctx.activity
+        query = " ".join(str(getattr(act.value, "query_text", "") or "").split())[:100]
+        dataset = getattr(act.value, "dataset", None)
+        results: list = []
+        try:
+            pid, _ = await to_thread(self.identify, act)
+            if pid is not None and dataset == cards.CHILD_SEARCH_DATASET and len(query) >= 2:
+                found = await to_thread(self._children, pid, query)
+                results = [SearchInvokeResult(title=label, value=value) for value, label in found]
+                results.append(SearchInvokeResult(title=f"Not on the roll: “{query}”", value=query))
+        except Exception as exc:
+            log.error("teams: child search failed (%s)", type(exc).__name__)
+        return SearchInvokeResponse(value=SearchInvokeResponseValue(results=results))
+
     async def on_conversation_update(self, ctx) -> None:
         act = ctx.activity
         bot_id = act.recipient.id if act.recipient else None
@@ -646,6 +665,10 @@ def register_handlers(app, settings, store) -> None:
     @app.on_card_action
     async def on_card_action(ctx):
         return await h.on_card_action(ctx)
+
+    @app.on_card_search
+    async def on_card_search(ctx):
+        return await h.on_card_search(ctx)
 
     @app.on_conversation_update
     async def on_conversation_update(ctx):
