@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from sqlalchemy import ARRAY, Integer, any_, literal, select, update
+from sqlalchemy import ARRAY, Integer, any_, case, literal, select, update
 from tenacity import RetryCallState, wait_exponential, wait_random
 
 from bot.delivery import RecipientUnreachable, TransientDeliveryError, Transport
@@ -141,8 +141,13 @@ def claim_messages(store: Store, now: datetime, limit: int, worker_id: str, leas
                              .order_by(ot.c.next_attempt_at, ot.c.id).limit(limit)
                              .with_for_update(skip_locked=True)).scalars())
         if ids:
+            # A claim still standing is one whose worker died mid-delivery (settling or
+            # releasing clears it): count that as an attempt, so a message that kills its
+            # worker every time still ends dead and alerted instead of looping forever.
+            crashed = case((ot.c.claimed_by.is_not(None), 1), else_=0)
             s.execute(update(ot).where(ot.c.id.in_(ids))
-                      .values(claimed_by=worker_id, claimed_at=now, next_attempt_at=now + lease))
+                      .values(claimed_by=worker_id, claimed_at=now, next_attempt_at=now + lease,
+                              attempts=ot.c.attempts + crashed))
     return ids
 
 
@@ -210,12 +215,15 @@ class Worker:
             if msg is None or msg.state != "pending" or msg.claimed_by != self.worker_id:
                 return "skipped"  # sent, or taken over by another worker after our lease ran out
             person = s.get(Person, msg.recipient_id)
+            crashed_out = msg.attempts >= self.config.max_attempts
             try:
                 notice = notices.compose(s, msg)
             except Exception as exc:  # a bug or missing row: retried, then dead-lettered
                 # No traceback: exception messages can quote the payload they choked on.
                 log.error("outbox %s kind=%s: compose failed (%s)", msg.id, msg.kind, type(exc).__name__)
                 notice = exc
+        if crashed_out:
+            return self._dead(msg, person, now, counts, "WorkerCrashed", [])
         if isinstance(notice, Exception):
             return self._failed(msg, person, now, counts, type(notice).__name__, None, [])
         excluded = set(msg.payload.get("exclude_transports") or ())

@@ -165,6 +165,23 @@ def test_a_worker_dying_while_sending_loses_nothing(store, world):
     assert len(survivor.delivered) == 3
 
 
+def test_a_message_that_kills_its_worker_every_time_ends_dead_and_alerted(store, world):
+    msg_id = one_message(store, world.dsl)
+    at = NOW
+    for _ in range(CFG.max_attempts):  # every worker that takes it dies before settling it
+        with pytest.raises(Crash):
+            Worker(store, [Scripted("slack", [Crash()])], CFG).run_once(at)
+        at += CFG.lease
+    survivor = Scripted("slack")
+    Worker(store, [survivor, ConsoleTransport()], CFG).run_once(at)
+    m = message(store, msg_id)
+    assert m.state == "dead" and m.last_error == "WorkerCrashed"
+    assert msg_id not in [d[0] for d in survivor.delivered]
+    with store.session() as s:
+        alerts = s.exec(select(OutboxMessage).where(OutboxMessage.kind == "delivery_failed")).all()
+    assert {a.recipient_id for a in alerts} >= {world.deputy, world.tso}
+
+
 def test_a_crash_while_firing_nudges_rolls_back_the_whole_batch(store, world, monkeypatch):
     report.submit(store, world.teacher, report_values(world), now=NOW)
     real_flush = nudge_rules.FireContext.flush
