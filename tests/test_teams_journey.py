@@ -584,3 +584,71 @@ def test_the_child_picker_searches_the_roll_with_teams_typeahead(env):
                            value={"queryText": "zed", "dataset": "children"})
     act.pop("text")
     assert env.teams.post(act).json()["value"]["results"] == []  # not in the directory: no pupils
+
+
+# --- every card the product can send ----------------------------------------------------------------
+
+def test_every_notice_kind_and_every_card_builder_renders_a_valid_card_without_content_in_its_summary(env, store):
+    """Each outbox notice kind (flows.notices.compose) as the Teams transport renders it, and each
+    card builder the conversation uses, through Microsoft's renderer."""
+    from flows import notices, triage
+    from bot.teams import cards
+    from storage.models import OutboxMessage as Msg
+
+    w = env.world
+    _submit_report(env)
+    with store.session() as s:
+        c = s.exec(select(Concern)).one()
+        c.urgent = True
+        s.add(c)
+    cid = c.id
+    kinds = [("concern_alert", {}), ("alert_acknowledged", {"by_id": w.dsl, "at": utcnow().isoformat()}),
+             ("receipt", {}), ("info_request", {"by_id": w.dsl, "question_text": "When?"}), ("info_answered", {}),
+             ("outcome_shared", {"by_id": w.dsl, "outcome_text": "We are supporting the family."}),
+             ("checkin", {}), ("referrer_follow_up", {}), ("escalation", {"why": "Nobody has acknowledged it yet."}),
+             ("reassess", {"why": "Check-in answer: Worse."}), ("update_requested", {}),
+             ("ack_overdue", {"title": "Not acknowledged yet", "text": "A concern is waiting", "lines": ["Open it."]}),
+             ("delivery_failed", {"title": "A safeguarding message could not be delivered",
+                                  "text": "A safeguarding message could not be delivered", "lines": ["Call them."]})]
+    built = []
+    with store.session() as s:
+        for kind, extra in kinds:
+            n = notices.compose(s, Msg(kind=kind, recipient_id=w.dsl, dedupe_key=f"x:{kind}", urgent=True,
+                                       payload={"concern_id": cid, **extra}))
+            act = cards.notice_activity(n)
+            card = act["attachments"][0]["content"]
+            assert act["summary"] == n.text == card["fallbackText"], kind
+            for word in SENSITIVE:
+                assert word not in act["summary"], (kind, word)
+            built.append(card)
+    rec = triage.open_record(store, w.dsl, cid, via="teams")
+    form = __import__("flows.report", fromlist=["report_form"]).report_form()
+    built += [cards.record_card(rec), cards.receipt("SG-1", ["line"], True, cid),
+              cards.report_step1(form, {"immediate_danger": "yes"}, {"child": "Type more."}, note="note"),
+              cards.report_step2(form, [], "nobody", {}, {"account": "Add more detail."},
+                                 danger_advice="Call 999."),
+              cards.decision_card(triage.decision_form(), "SG-1", cid, {"decision": "police"},
+                                  {"agency": "Fill in.", "referred_at": "Give a date."}),
+              cards.text_card("Answer", ["q"], "answer", "Your answer", cards.ANSWER_SUBMIT, "Send", fallback="Answer",
+                              error="Write your answer.", cancel=None, concern_id=cid),
+              cards.my_reports_card(__import__("flows.queries", fromlist=["my_reports"]).my_reports(store, w.teacher)),
+              cards.help_card(["help"])]
+    for card in built:
+        assert card.get("fallbackText") if isinstance(card, dict) else card.fallback_text
+        assert_valid_card(card)
+
+
+def test_outside_a_personal_chat_the_bot_shows_no_form(env, store):
+    from tests.teams_journey_support import user_ids
+    from tests.teams_support import message_activity
+
+    act = message_activity(env.connector.service_url, "<at>Safeguarding</at> report a concern", **user_ids("teacher"))
+    act["conversation"]["conversationType"] = "channel"
+    act["conversation"]["id"] = "19:channel@thread.tacv2"
+    before = len(env.connector.calls)
+    assert env.teams.post(act).status_code == 200
+    assert wait_for(lambda: len(env.connector.calls) > before)
+    reply = env.connector.calls[-1]["body"]
+    assert "private 1:1 chat" in reply["text"] and not reply.get("attachments")
+    with store.session() as s:
+        assert s.get(ConversationRef, env.world.teacher) is None  # a channel is not where to reach them

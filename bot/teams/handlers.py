@@ -189,6 +189,9 @@ class TeamsHandlers:
 
     async def on_message(self, ctx) -> None:
         act = ctx.activity
+        if not _personal(act):  # concern content never goes into a channel or a group chat
+            await ctx.send(NOT_HERE)
+            return
         pid, tenant = await to_thread(self.identify, act)
         value = act.value if isinstance(getattr(act, "value", None), dict) else None
         if value and value.get("action"):  # Action.Submit: data arrives as a message with `value`
@@ -230,6 +233,8 @@ class TeamsHandlers:
         from microsoft_teams.api import AdaptiveCardActionCardResponse, AdaptiveCardActionMessageResponse
 
         act = ctx.activity
+        if not _personal(act):
+            return AdaptiveCardActionMessageResponse(value=NOT_HERE)
         try:
             action = act.value.action
             data = dict(getattr(action, "data", None) or {})
@@ -643,6 +648,16 @@ class _InlineRef:
 
     def __init__(self, conversation_id: str, service_url: str):
         self.conversation_id, self.service_url = conversation_id, service_url
+
+
+NOT_HERE = ("I only work in a private 1:1 chat, so that nothing about a child is seen by others. "
+            "Open a chat with me (Safeguarding) and type “report a concern”.")
+
+
+def _personal(act) -> bool:
+    conv = getattr(act, "conversation", None)
+    kind = getattr(conv, "conversation_type", None) if conv is not None else None
+    return kind in (None, "personal")
 
 
 def _stamp_nonce(c, nonce: str) -> None:
