@@ -305,6 +305,30 @@ class SlackHandlers:
             return await client.views_update(view_id=view_id, view=render.info_modal("Cannot open", [str(exc)]))
         await client.views_update(view_id=view_id, view=render.record_modal(rec))
 
+    async def open_child_file(self, ack, body, client) -> None:
+        await ack()
+        view_id = await self.open_view(client, body, render.loading_modal(ids.VIEW_CHILD_FILE, "Child's file"))
+        pid = await self.person(client, body)
+        if pid is None:
+            return await self.unknown(client, body, view_id)
+
+        def load():
+            from flows import chronology
+            from storage.models import Concern
+
+            with self.store.session() as s:
+                concern = s.get(Concern, _value(body).get("concern_id"))
+                child_id = concern.child_id if concern else None
+            if child_id is None:
+                raise FlowError("This concern is not matched to a pupil on the roll yet.")
+            return chronology.child_file(self.store, pid, child_id, via="slack")  # refuses all but the DSL team
+
+        try:
+            cf = await to_thread(load)
+        except FlowError as exc:
+            return await client.views_update(view_id=view_id, view=render.info_modal("Cannot open", [str(exc)]))
+        await client.views_update(view_id=view_id, view=render.child_file_modal(cf))
+
     def _may_handle(self, pid: int, cid: int) -> str:
         with self.store.session() as s:
             _, concern = require_handler(s, pid, cid)
@@ -453,12 +477,16 @@ class SlackHandlers:
     # ------------------------------------------------------------ home and DMs
 
     def home_data(self, pid: int) -> dict:
+        from flows import analytics
         from storage.models import Person
 
         with self.store.session() as s:
-            name = s.get(Person, pid).name
-        queue = queries.dsl_queue(self.store, pid) if queries.is_dsl_team(self.store, pid) else None
-        return {"name": name, "reports": queries.my_reports(self.store, pid), "queue": queue}
+            person = s.get(Person, pid)
+            name, school_id = person.name, person.school_id
+        dsl = queries.is_dsl_team(self.store, pid)
+        return {"name": name, "reports": queries.my_reports(self.store, pid),
+                "queue": queries.dsl_queue(self.store, pid) if dsl else None,
+                "figures": analytics.headline(self.store, school_id) if dsl and school_id else None}
 
     async def publish_home(self, client, body: dict, user_id: str) -> None:
         pid = await self.directory.person_id(client, _team(body) or body.get("team_id"), user_id)
@@ -529,6 +557,7 @@ def build_app(settings, store: Store) -> AsyncApp:
     app.action(notices.SHARE_OUTCOME)(h.share_outcome)
     app.action(notices.CLOSE)(h.close)
     app.action(ids.ADD_NOTE)(h.add_note)
+    app.action(ids.OPEN_CHILD_FILE)(h.open_child_file)
 
     @app.view(ids.VIEW_DECISION)
     async def on_decision(ack, body, client, view):

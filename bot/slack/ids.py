@@ -34,5 +34,7 @@ NOTICE_ACTIONS = (notices.ACKNOWLEDGE, notices.OPEN_RECORD, notices.RECORD_DECIS
                   notices.REPORT_CONCERN, notices.SHARE_OUTCOME, notices.CLOSE)
 ADD_NOTE = "add_note"
 MATCH_CHILD = "match_child"
+OPEN_CHILD_FILE = "open_child_file"  # from the record: the child's whole file across concerns
+VIEW_CHILD_FILE = "child_file_modal"
 FIELD_PREFIX = "f."  # action ids of form inputs: f.<field name>
 CHILD_ACTION = FIELD_PREFIX + "child"  # the external_select answered from the roster

@@ -325,6 +325,12 @@ def record_modal(rec, *, can_act: bool = True) -> dict:
     chron = [f"{_when(e.at)} · {e.kind} · {esc(e.actor)}" + (f": {esc(_entry_text(e))}" if _entry_text(e) else "")
              for e in rec.entries]
     blocks.append(SectionBlock(text=MarkdownTextObject(text=cut("*Chronology*\n" + "\n".join(chron[-30:]), 3000))))
+    if rec.child_matched:
+        blocks.append(SectionBlock(
+            block_id="child_file", text=MarkdownTextObject(text="The child's whole file: every concern, decision and "
+                                                                "referral, with siblings linked (the opening is recorded)."),
+            accessory=ButtonElement(text="Child's file", action_id=ids.OPEN_CHILD_FILE,
+                                    value=json.dumps({"concern_id": rec.concern_id}))))
     if can_act and not rec.child_matched:
         blocks.append(SectionBlock(
             block_id="match", text=MarkdownTextObject(text=":warning: The child is not matched to the school roll yet."),
@@ -344,7 +350,45 @@ def record_modal(rec, *, can_act: bool = True) -> dict:
 
 # ---------------------------------------------------------------- App Home
 
-def home_view(*, name: str | None, reports: list, queue=None, unknown_message: str | None = None) -> dict:
+def child_file_modal(cf) -> dict:
+    """A child's whole file (flows.chronology.child_file, which records the opening)."""
+    lines = cf.lines()
+    blocks: list = [HeaderBlock(text=cut(cf.name, 150))]
+    chunk = ""
+    for line in lines:  # sections of at most 3000 characters, in order
+        piece = esc(line) + "\n"
+        if len(chunk) + len(piece) > 2900:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=chunk)))
+            chunk = ""
+        chunk += cut(piece, 2900)
+    if chunk:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=chunk)))
+    if len(blocks) > 100:
+        blocks = blocks[:99] + [SectionBlock(text=MarkdownTextObject(
+            text="The file is longer than Slack can show: export it with `safeguarding-bot export child`."))]
+    return modal(ids.VIEW_CHILD_FILE, "Child's file", blocks, close="Close")
+
+
+FIGURES = (("open", "Open concerns"), ("awaiting_acknowledgement", "Awaiting acknowledgement"),
+           ("overdue", "Overdue"), ("reviews_overdue", "Reviews overdue"),
+           ("statutory_missed_open", "Statutory timescales missed (open)"),
+           ("concerns_this_month", "Raised this month"), ("concerns_last_month", "Raised last month"),
+           ("median_hours_to_acknowledge_30d", "Median hours to acknowledge (30 days)"),
+           ("checkins_no_change_or_worse_30d", "Check-ins saying no change or worse (30 days)"),
+           ("children_with_repeated_concerns_30d", "Children with repeated concerns (30 days)"),
+           ("transfers_awaiting_confirmation", "Transfers awaiting confirmation"))
+
+
+def figures_block(figures: dict) -> SectionBlock:
+    def show(v):
+        return "—" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
+
+    return SectionBlock(block_id="figures", fields=[
+        MarkdownTextObject(text=f"*{label}*\n{show(figures.get(key))}") for key, label in FIGURES[:10]])
+
+
+def home_view(*, name: str | None, reports: list, queue=None, unknown_message: str | None = None,
+              figures: dict | None = None) -> dict:
     from flows.notices import REPORT_CONCERN, STILL_WORRIED
 
     blocks: list = [HeaderBlock(text="Safeguarding")]
@@ -356,6 +400,10 @@ def home_view(*, name: str | None, reports: list, queue=None, unknown_message: s
              "team now: it goes to them privately. If a child is in immediate danger, call 999 first.")))
     blocks.append(ActionsBlock(block_id="home_report", elements=[
         ButtonElement(text="Report a concern", action_id=REPORT_CONCERN, value="{}", style="primary")]))
+    if figures is not None:
+        blocks.append(DividerBlock())
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="*Your school's figures*")))
+        blocks.append(figures_block(figures))
     if queue is not None:
         def lines(items):
             return [f"{'*URGENT* ' if i.urgent else ''}{i.reference} · raised {_when(i.created_at)} · {i.status}"
