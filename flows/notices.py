@@ -130,8 +130,13 @@ def compose(s: Session, msg: OutboxMessage) -> Notice:
                       concern_id=cid, reference=ref, lines=[f"About {ref}, {name} says:", p.get("outcome_text", "")],
                       actions=[Action(id=STILL_WORRIED, label="I'm still worried", value=v)])
     if kind in ("checkin", "referrer_follow_up"):
-        first = ("Has anything changed for the child since you raised it?" if kind == "checkin" else
-                 "You have not been told an outcome yet. You can ask the safeguarding lead for an update.")
+        if kind == "referrer_follow_up":
+            first = "You have not been told an outcome yet. You can ask the safeguarding lead for an update."
+        elif concern and msg.recipient_id != concern.referrer_id:  # the review date, for the handler
+            first = ("The review date has come. Has the child's situation improved? If not, re-assess and "
+                     "consider escalation.")
+        else:
+            first = "Has anything changed for the child since you raised it?"
         actions = [Action(id=CHECKIN, label=label, value={**v, "answer": key}) for key, label in CHECKIN_ANSWERS.items()]
         if kind == "referrer_follow_up":
             actions = [Action(id=REQUEST_UPDATE, label="Ask for an update", value=v, style="primary")] + actions

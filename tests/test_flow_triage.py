@@ -258,3 +258,18 @@ def test_every_step_keeps_the_chain_intact(store, world, concern):
         assert verify(s) == []
         for e in s.exec(select(ChronologyEntry)):
             read_body(store.cipher, e)  # every body decrypts
+
+
+def test_review_checkin_wording_fits_the_referrer_and_the_handler(store, world, concern):
+    from flows import notices
+    from storage.models import OutboxMessage
+
+    with store.session() as s:
+        to_referrer = notices.compose(s, OutboxMessage(kind="checkin", recipient_id=world.teacher, dedupe_key="-",
+                                                       payload={"concern_id": concern}))
+        to_dsl = notices.compose(s, OutboxMessage(kind="checkin", recipient_id=world.dsl, dedupe_key="-",
+                                                  payload={"concern_id": concern}))
+    assert "since you raised it" in " ".join(to_referrer.lines)
+    assert "review date has come" in " ".join(to_dsl.lines) and "since you raised it" not in " ".join(to_dsl.lines)
+    assert {a.id for a in to_dsl.actions} >= {"checkin", "still_worried"}
+    assert "Amira" not in to_dsl.text and "Amira" not in to_referrer.text
