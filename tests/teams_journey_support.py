@@ -56,10 +56,16 @@ class RecordingConnector(FakeConnector):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self._rec_lock = threading.Lock()
+        self.members = {}
+
+    members: dict = {}  # Teams user id -> the member JSON a GET .../members/{id} answers
 
     def record(self, method, path, headers, body):
         with self._rec_lock:
             out = super().record(method, path, headers, body)
+            member = path.rsplit("/members/", 1)[-1] if "/members/" in path else None
+            if method == "GET" and member in self.members and out[0] == 200:
+                out = (200, self.members[member], None)
             self.calls[-1]["answer"] = out[1]
         return out
 

@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import select
 
 from bot.delivery import ConsoleTransport
-from storage.models import AuditEvent, Concern, ConversationRef, OutboxMessage, utcnow
+from storage.models import AuditEvent, Concern, ConversationRef, OutboxMessage, Person, utcnow
 from tests.teams_journey_support import (AAD, RecordingConnector, Teams, actions_of, card_of, find_action, inputs_of, teams_settings, teams_world,
                                          texts)
 from tests.teams_support import TENANT_ID, MicrosoftFake, ServerThread, assert_valid_card, wait_for
@@ -652,3 +652,34 @@ def test_outside_a_personal_chat_the_bot_shows_no_form(env, store):
     assert "private 1:1 chat" in reply["text"] and not reply.get("attachments")
     with store.session() as s:
         assert s.get(ConversationRef, env.world.teacher) is None  # a channel is not where to reach them
+
+
+def test_someone_in_the_directory_by_email_only_is_matched_through_teams_and_remembered(env, store):
+    """Directories often hold emails only: the member's email from Teams finds the person, and
+    their AAD object id is kept so that the next message needs no look-up."""
+    from urllib.parse import unquote
+
+    w = env.world
+    with store.session() as s:
+        p = s.get(Person, w.ta)
+        p.teams_aad_object_id = None
+        s.add(p)
+    ta_aad = "a0a0a0a0-0000-4000-8000-0000000000a5"
+    env.connector.members["29:1teams-ta"] = {"id": "29:1teams-ta", "name": "Amy Clarke", "aadObjectId": ta_aad,
+                                             "email": "ta@s.test", "userPrincipalName": "ta@s.test"}
+    _, card = env.reply_to("ta", "my reports")
+    assert card["body"][0]["text"] == "My reports"
+    lookups = [c for c in env.connector.calls if c["method"] == "GET"]
+    assert len(lookups) == 1 and unquote(lookups[0]["path"]).endswith("/members/29:1teams-ta")
+    with store.session() as s:
+        assert s.get(Person, w.ta).teams_aad_object_id == ta_aad
+        assert s.get(ConversationRef, w.ta) is not None
+    env.srv.app.state.teams.safeguarding.handlers.directory.forget()
+    env.reply_to("ta", "help")
+    assert len([c for c in env.connector.calls if c["method"] == "GET"]) == 1  # known now: no look-up
+    # an email that belongs to nobody in the directory: told whom to ask, and not asked again at once
+    env.connector.members["29:1teams-stranger"] = {"id": "29:1teams-stranger", "email": "nobody@else.test"}
+    _, card = env.reply_to("stranger", "help")
+    assert card["body"][0]["text"] == "You are not in the safeguarding directory yet"
+    env.reply_to("stranger", "help")
+    assert len([c for c in env.connector.calls if c["method"] == "GET"]) == 2

@@ -123,6 +123,31 @@ class TeamsHandlers:
         self.claim(key)
         return out
 
+    async def known(self, act) -> None:
+        """Someone the directory does not know by AAD object id: ask Teams for their email (the
+        conversation member's email or UPN) and match it to the directory, once a minute at most.
+        Known people cost nothing here (the directory's cache)."""
+        a = _dump(act)
+        tenant = ((a.get("channelData") or {}).get("tenant") or {}).get("id") or \
+            (a.get("conversation") or {}).get("tenantId")
+        frm = a.get("from") or {}
+        aad = frm.get("aadObjectId")
+        if not aad or self.directory.cached(aad, tenant) or self.directory.missed_recently(aad, tenant):
+            return
+        if await to_thread(self.directory.person_id, aad, tenant) is not None:
+            return
+        email = None
+        try:
+            conv = (a.get("conversation") or {}).get("id")
+            member = await asyncio.wait_for(self.app.api.clone(service_url=a.get("serviceUrl")).conversations
+                                            .members(conv).get(frm.get("id")), 10)
+            email = getattr(member, "email", None) or getattr(member, "user_principal_name", None)
+        except Exception as exc:  # no email: they are told whom to ask
+            log.info("teams: member look-up failed (%s)", type(exc).__name__)
+        pid = await to_thread(self.directory.link_email, email, aad, tenant) if email else None
+        if pid is None:
+            self.directory.remember_miss(aad, tenant)
+
     def identify(self, activity) -> tuple[int | None, str | None]:
         """(person id, tenant id) of the sender; saves their conversation reference when known."""
         a = _dump(activity)
@@ -192,6 +217,7 @@ class TeamsHandlers:
         if not _personal(act):  # concern content never goes into a channel or a group chat
             await ctx.send(NOT_HERE)
             return
+        await self.known(act)
         pid, tenant = await to_thread(self.identify, act)
         value = act.value if isinstance(getattr(act, "value", None), dict) else None
         if value and value.get("action"):  # Action.Submit: data arrives as a message with `value`
@@ -239,6 +265,7 @@ class TeamsHandlers:
             action = act.value.action
             data = dict(getattr(action, "data", None) or {})
             verb = data.get("action") or getattr(action, "verb", None)
+            await self.known(act)
             reply = await to_thread(self.invoke_sync, act, verb, data)
         except Exception as exc:  # never "Unable to reach app": say something, log no content
             log.error("teams: card action failed (%s)", type(exc).__name__)
@@ -295,6 +322,7 @@ class TeamsHandlers:
     async def greet(self, ctx) -> None:
         act = ctx.activity
         conv = act.conversation.id if act.conversation else "?"
+        await self.known(act)
         pid, tenant = await to_thread(self.identify, act)
         from datetime import date
 

@@ -1,6 +1,8 @@
 """Which school and person a Teams user is: the user's AAD (Entra ID) object id in the
 directory, in a school of the activity's tenant (a school with `teams_tenant_id` set accepts only
-that tenant). Unknown people are told whom to ask; nothing they typed is lost."""
+that tenant); failing that, their email from Teams (the conversation member's email or UPN)
+matched to the directory, after which the object id is remembered. Unknown people are told whom
+to ask; nothing they typed is lost."""
 
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ class TeamsDirectory:
     def __init__(self, store: Store):
         self.store = store
         self._cache: dict[tuple[str, str], tuple[float, int]] = {}
+        self._misses: dict[tuple[str, str], float] = {}
 
     def forget(self) -> None:
         self._cache.clear()
+        self._misses.clear()
 
     def person_id(self, aad_object_id: str | None, tenant_id: str | None) -> int | None:
         if not aad_object_id:
@@ -39,6 +43,35 @@ class TeamsDirectory:
                 return None  # the same object id in another tenant is somebody else
             pid = p.id
         self._cache[key] = (time.monotonic() + TTL, pid)
+        return pid
+
+    def cached(self, aad_object_id: str | None, tenant_id: str | None) -> bool:
+        hit = self._cache.get((tenant_id or "", aad_object_id or ""))
+        return bool(hit and hit[0] > time.monotonic())
+
+    def missed_recently(self, aad_object_id: str, tenant_id: str | None) -> bool:
+        until = self._misses.get((tenant_id or "", aad_object_id), 0.0)
+        return until > time.monotonic()
+
+    def remember_miss(self, aad_object_id: str, tenant_id: str | None) -> None:
+        self._misses[(tenant_id or "", aad_object_id)] = time.monotonic() + TTL
+
+    def link_email(self, email: str, aad_object_id: str, tenant_id: str | None) -> int | None:
+        """A directory person with this email (the user's Teams member email or UPN), in a school of
+        this tenant and not yet linked to another Teams user: remember their AAD object id."""
+        with self.store.session() as s:
+            p = s.exec(select(Person).where(Person.email == email.strip().lower(), Person.active)).first()
+            if p is None:
+                return None
+            school = s.get(School, p.school_id) if p.school_id else None
+            if school is not None and school.teams_tenant_id and tenant_id and school.teams_tenant_id != tenant_id:
+                return None
+            if p.teams_aad_object_id and p.teams_aad_object_id != aad_object_id:
+                return None  # linked to someone else's account: an admin must sort it out
+            p.teams_aad_object_id = aad_object_id
+            s.add(p)
+            pid = p.id
+        self._cache[(tenant_id or "", aad_object_id)] = (time.monotonic() + TTL, pid)
         return pid
 
     def _school_for(self, s, pid: int | None, tenant_id: str | None) -> School | None:
