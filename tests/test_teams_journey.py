@@ -489,7 +489,17 @@ def test_install_greets_once_says_whom_it_alerts_and_uninstall_marks_the_referen
 
 
 def test_every_invoke_gets_a_typed_response(env):
+    from tests.teams_journey_support import user_ids
+    from tests.teams_support import message_activity
+
     t = env.teams
+    for name in ("task/fetch", "task/submit"):
+        act = message_activity(env.connector.service_url, **user_ids("teacher"), type="invoke", name=name,
+                               value={"data": {"action": "report_concern"}})
+        act.pop("text")
+        r = t.post(act)
+        assert r.status_code == 200 and r.json() == {"task": {"type": "message", "value": (
+            "The safeguarding forms open in our chat: type “report a concern” there.")}}
     for data in ({"action": "no_such_button"}, {"action": "acknowledge", "concern_id": 999999},
                  {"action": "acknowledge", "concern_id": "not a number"}, {}):
         body = t.invoke("teacher", data, "17000002", verb=data.get("action") or "x")

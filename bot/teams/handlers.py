@@ -678,6 +678,7 @@ class _InlineRef:
         self.conversation_id, self.service_url = conversation_id, service_url
 
 
+DIALOG_TEXT = "The safeguarding forms open in our chat: type “report a concern” there."
 NOT_HERE = ("I only work in a private 1:1 chat, so that nothing about a child is seen by others. "
             "Open a chat with me (Safeguarding) and type “report a concern”.")
 
@@ -712,6 +713,18 @@ def register_handlers(app, settings, store) -> None:
     @app.on_card_search
     async def on_card_search(ctx):
         return await h.on_card_search(ctx)
+
+    @app.on_dialog_open
+    async def on_dialog_open(ctx):  # task/fetch: the forms live in the chat (the Playground has no dialogs)
+        from microsoft_teams.api import TaskModuleMessageResponse, TaskModuleResponse
+
+        return TaskModuleResponse(task=TaskModuleMessageResponse(value=DIALOG_TEXT))
+
+    @app.on_dialog_submit
+    async def on_dialog_submit(ctx):
+        from microsoft_teams.api import TaskModuleMessageResponse, TaskModuleResponse
+
+        return TaskModuleResponse(task=TaskModuleMessageResponse(value=DIALOG_TEXT))
 
     @app.on_conversation_update
     async def on_conversation_update(ctx):
