@@ -29,8 +29,6 @@ from flows.notices import Notice
 from storage.db import Store
 from storage.models import ConversationRef, OutboxMessage, Person, School
 
-from . import cards
-
 log = logging.getLogger(__name__)
 
 GLOBAL_SERVICE_URL = "https://smba.trafficmanager.net/teams/"
@@ -139,6 +137,8 @@ class TeamsTransport:
             return row.service_url if row else GLOBAL_SERVICE_URL
 
     def _deliver(self, store: Store, msg: OutboxMessage, notice: Notice, person: Person) -> dict:
+        from . import cards  # the Teams SDK's card models: loaded only when Teams delivers
+
         ref = self._ref(store, person)
         act = cards.notice_activity(notice)
         if notice.kind == "alert_acknowledged" and notice.concern_id:
