@@ -693,3 +693,13 @@ def test_someone_in_the_directory_by_email_only_is_matched_through_teams_and_rem
     assert card["body"][0]["text"] == "You are not in the safeguarding directory yet"
     env.reply_to("stranger", "help")
     assert len([c for c in env.connector.calls if c["method"] == "GET"]) == 2
+
+
+def test_the_manifest_command_list_is_what_the_bot_understands():
+    from pathlib import Path
+
+    from bot.teams.handlers import COMMANDS, command_of
+
+    manifest = json.loads((Path(__file__).resolve().parent.parent / "manifests/teams/manifest.json").read_text())
+    titles = [c["title"] for bot in manifest["bots"] for cl in bot["commandLists"] for c in cl["commands"]]
+    assert {command_of(t) for t in titles} == set(COMMANDS.values())  # every command listed, each understood
