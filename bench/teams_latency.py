@@ -157,7 +157,6 @@ def main() -> None:
     if args.connector:
         return connector_server()
 
-    import httpx  # noqa: F401
 
     from storage.crypto import generate_key
     from storage.db import Store
@@ -271,7 +270,7 @@ def main() -> None:
     db = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print(f"Teams at {args.concurrency} concurrent senders, {args.requests} measured per case "
           f"(+{args.warmup} warm-up), {db}; {replies} replies reached the connector")
-    print(f"| case | bare app p50 / p99 | ours p50 / p99 | p99 vs bare |")
+    print("| case | bare app p50 / p99 | ours p50 / p99 | p99 vs bare |")
     print("| --- | --- | --- | --- |")
     for case in ("message", "Action.Execute invoke"):
         b, o = results[(case, "bare")], results[(case, "ours")]

@@ -16,8 +16,8 @@ from sqlmodel import select
 
 from bot.delivery import ConsoleTransport
 from storage.models import AuditEvent, Concern, ConversationRef, OutboxMessage, Person, utcnow
-from tests.teams_journey_support import (AAD, RecordingConnector, Teams, actions_of, card_of, find_action, inputs_of, teams_settings, teams_world,
-                                         texts)
+from tests.teams_journey_support import (AAD, RecordingConnector, Teams, actions_of, card_of, inputs_of,
+                                         teams_settings, teams_world, texts)
 from tests.teams_support import TENANT_ID, MicrosoftFake, ServerThread, assert_valid_card, wait_for
 
 SENSITIVE = ("Amira", "Zed", "bruise", "forearm", "spilt the milk", "go home tonight", "hungry", "Year 5 classroom",

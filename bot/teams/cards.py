@@ -123,7 +123,7 @@ def field_inputs(f: Field, values: dict, errors: dict) -> list:
     and its error message from the last submission, if any."""
     required = f.required and f.show_if is None  # conditional fields: the flow checks them
     common = dict(label=_label(f), is_required=required or None,
-                  error_message=(errors.get(f.name) or f"Fill in this answer.") if required else None)
+                  error_message=(errors.get(f.name) or "Fill in this answer.") if required else None)
     common = {k: v for k, v in common.items() if v is not None}
     v = _value(values, f.name)
     out: list = []

@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from sqlalchemy.exc import IntegrityError
 
@@ -33,7 +33,7 @@ from flows import followup, notices, queries, report, triage
 from flows.access import require_handler
 from flows.errors import FlowError, FormErrors
 from storage.db import Store
-from storage.models import Concern, IdempotencyKey, Person
+from storage.models import IdempotencyKey, Person
 
 from . import cards
 from .identity import TeamsDirectory
