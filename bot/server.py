@@ -4,6 +4,7 @@ and GET /healthz. Each transport adds its routes in `create_app`; flows never se
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 
 from starlette.applications import Starlette
@@ -15,6 +16,17 @@ from bot.settings import Settings
 from storage.db import Store
 
 log = logging.getLogger(__name__)
+
+
+def settle_garbage_collector() -> None:
+    """Keep the collector's pauses out of request latency. Everything loaded at start-up (the
+    SDKs, the forms, the models) lives as long as the process: freezing it means full
+    collections no longer walk it, and a larger first generation means fewer collections.
+    Measured in bench/slack_ack.py: p99 ack latency at 20 concurrent senders fell from
+    ~160 ms to ~60 ms, the tail having been gen-2 collections."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
 
 
 def create_app(settings: Settings, store: Store, *, teams_playground: bool = False,
@@ -36,6 +48,7 @@ def create_app(settings: Settings, store: Store, *, teams_playground: bool = Fal
     async def lifespan(app):
         for fn in startups:
             await fn()
+        settle_garbage_collector()
         try:
             yield
         finally:

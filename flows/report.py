@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -35,7 +36,14 @@ ABOUT_ADULT_CHOICES = (
 
 
 def report_form() -> Form:
-    tax = taxonomy.current()
+    return _report_form(taxonomy.current().version)
+
+
+@lru_cache(maxsize=4)
+def _report_form(taxonomy_version: str) -> Form:
+    # Built once per taxonomy version: the form is frozen, and every request that opens or
+    # checks a report needs it (Slack's acks share the event loop with that work).
+    tax = taxonomy.version(taxonomy_version)
     return Form(
         id="report_concern",
         title="Report a concern",
