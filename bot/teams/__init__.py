@@ -7,6 +7,10 @@ Entry points for the conversation layer:
 - `TeamsOutbound(settings, store)`: the same, synchronously, for the worker (bot.teams.outbound).
 - `save_ref`, `get_ref`, `mark_stale` (bot.teams.refs).
 
+The conversation: bot.teams.handlers (commands, card actions, install greeting), bot.teams.cards
+(Adaptive Cards from the flows' forms and notices), bot.teams.identity (tenant + AAD object id, or
+the member's email, -> a directory person), bot.teams.delivery (the outbox transport).
+
 Imports are lazy: importing the Teams SDK loads a `.env` into the environment, so only the
 commands that need Teams pay for it.
 """
