@@ -90,7 +90,11 @@ def _parse_datetime(v: Any, tz: timezone | Any) -> datetime:
     elif isinstance(v, (int, float)) or (isinstance(v, str) and v.strip().isdigit()):
         dt = datetime.fromtimestamp(int(v), timezone.utc)  # Slack's datetimepicker sends unix time
     else:
-        dt = dateparser.parse(str(v), dayfirst=True)
+        text = str(v).strip()
+        try:  # ISO 8601 first: dateutil's dayfirst would read 2026-11-04 as 11 April
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            dt = dateparser.parse(text, dayfirst=True)  # UK forms: 04/11/2026 is 4 November
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=tz)
     return dt.astimezone(timezone.utc)
