@@ -41,7 +41,7 @@ from typing import Sequence
 from sqlalchemy import ARRAY, Integer, any_, case, literal, select, update
 from tenacity import RetryCallState, wait_exponential, wait_random
 
-from bot.delivery import RecipientUnreachable, TransientDeliveryError, Transport
+from bot.delivery import ConsoleTransport, RecipientUnreachable, TransientDeliveryError, Transport
 from flows import nudge_rules, notices
 from storage import chain
 from storage.db import Store
@@ -230,6 +230,11 @@ class Worker:
         unreachable: list[str] = []
         for t in self.transports:
             if t.name in excluded:
+                continue
+            if t.name == ConsoleTransport.name and unreachable:
+                # Someone whose chat platform says it cannot reach them (blocked the bot,
+                # removed the app) would only find this in a terminal inbox they may never
+                # open: dead-letter it instead, so the DSL team is told another way.
                 continue
             try:
                 if not t.reaches(self.store, person):

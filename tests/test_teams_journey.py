@@ -329,7 +329,10 @@ def test_a_blocked_bot_marks_the_reference_stale_and_the_alert_reaches_the_team_
     env.deliver()
     with store.session() as s:
         alerts = {m.recipient_id: m for m in s.exec(select(OutboxMessage).where(OutboxMessage.kind == "concern_alert"))}
-        assert alerts[w.dsl].state == "sent" and alerts[w.dsl].transport == "console"  # her inbox instead
+        # Not left in a terminal inbox she may never open: dead-lettered, and the team is told.
+        assert alerts[w.dsl].state == "dead" and alerts[w.dsl].last_error == "RecipientUnreachable"
+        told = s.exec(select(OutboxMessage).where(OutboxMessage.kind == "delivery_failed")).all()
+        assert {m.recipient_id for m in told} >= {w.deputy, w.tso}
         assert alerts[w.deputy].state == "sent" and alerts[w.deputy].transport == "teams"
         assert s.get(ConversationRef, w.dsl).stale
         stale = s.exec(select(AuditEvent).where(AuditEvent.action == "teams.ref_stale")).all()

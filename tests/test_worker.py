@@ -140,6 +140,23 @@ def test_unreachable_everywhere_is_dead_at_once_and_alerted(store, world):
     assert slack.delivered == []  # the alerts avoided the route that could not reach the teacher
 
 
+def test_a_person_their_platform_cannot_reach_is_not_left_to_the_terminal_inbox(store, world):
+    """The DSL blocked the bot: the real console transport (which reaches anyone) must not
+    swallow the alert; it is dead-lettered and the rest of the team is told."""
+    mid = one_message(store, world.dsl)
+    teams = Scripted("teams", unreachable=lambda p: p.id == world.dsl)
+    counts = Worker(store, [teams, ConsoleTransport()], CFG).run_once(NOW)
+    m = message(store, mid)
+    assert (m.state, m.last_error) == ("dead", "RecipientUnreachable") and counts.dead == 1
+    with store.session() as s:
+        alerts = s.exec(select(OutboxMessage).where(OutboxMessage.kind == "delivery_failed")).all()
+    assert world.deputy in {a.recipient_id for a in alerts} and world.tso in {a.recipient_id for a in alerts}
+    # Someone with no chat identity at all still reads it in the terminal.
+    other = one_message(store, world.teacher, key="m2")
+    assert Worker(store, [Scripted("teams", reaches=lambda p: False), ConsoleTransport()], CFG).run_once(NOW).sent >= 1
+    assert message(store, other).transport == "console"
+
+
 class Crash(BaseException):
     """Stands in for the process dying (not an Exception: nothing catches it)."""
 
