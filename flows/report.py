@@ -206,20 +206,21 @@ def submit(store: Store, referrer_id: int, raw: dict, *, submission_key: str | N
     instead of creating a second concern."""
     now = now or utcnow()
     if submission_key:
-        existing = _existing(store, submission_key)
+        existing = existing_receipt(store, submission_key)
         if existing:
             return existing
     try:
         with store.session() as s:
             return _submit(s, store, referrer_id, raw, submission_key, source_link, now)
     except IntegrityError:
-        existing = _existing(store, submission_key) if submission_key else None
+        existing = existing_receipt(store, submission_key) if submission_key else None
         if existing:
             return existing
         raise
 
 
-def _existing(store: Store, key: str) -> Receipt | None:
+def existing_receipt(store: Store, key: str) -> Receipt | None:
+    """The receipt of an earlier submission with this key, if there was one (retries, double clicks)."""
     with store.session() as s:
         c = s.exec(select(Concern).where(Concern.submission_key == key)).first()
         if c is None:

@@ -432,7 +432,7 @@ class TeamsHandlers:
         try:
             report.validate(self.store, pid, raw)
         except FormErrors as exc:
-            existing = report._existing(self.store, key) if nonce else None  # a retry after the first went in
+            existing = report.existing_receipt(self.store, key) if nonce else None  # a retry after the first went in
             if existing is None:
                 return again(errors=exc.errors)
         else:
