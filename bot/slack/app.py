@@ -17,13 +17,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (AsyncConnectionErrorRet
                                                          AsyncRateLimitErrorRetryHandler,
                                                          AsyncServerErrorRetryHandler)
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import IntegrityError
 
 from flows import followup, notices, queries, report, triage
 from flows.access import require_handler
 from flows.errors import FlowError, FormErrors
+from storage import idempotency
 from storage.db import Store
-from storage.models import IdempotencyKey
 
 from . import ids, render
 from .identity import Directory
@@ -90,19 +89,10 @@ class SlackHandlers:
 
     def claim(self, key: str) -> bool:
         """True the first time a key is seen (events on event_id, one-click answers)."""
-        try:
-            with self.store.session() as s:
-                s.add(IdempotencyKey(key=key[:200]))
-                s.flush()
-        except IntegrityError:
-            return False
-        return True
+        return idempotency.claim(self.store, key)
 
     def release(self, key: str) -> None:
-        with self.store.session() as s:
-            row = s.get(IdempotencyKey, key[:200])
-            if row is not None:
-                s.delete(row)
+        idempotency.release(self.store, key)
 
     async def person(self, client, body: dict) -> int | None:
         return await self.directory.person_id(client, _team(body), _user(body))
@@ -414,9 +404,8 @@ class SlackHandlers:
         key = f"slack-view:{view['id']}"
 
         def run():
-            with self.store.session() as s:
-                if s.get(IdempotencyKey, key):
-                    return "duplicate"
+            if idempotency.seen(self.store, key):
+                return "duplicate"
             out = call(pid, md, raw)
             self.claim(key)
             return out

@@ -32,8 +32,9 @@ from sqlalchemy.exc import IntegrityError
 from flows import followup, notices, queries, report, triage
 from flows.access import require_handler
 from flows.errors import FlowError, FormErrors
+from storage import idempotency
 from storage.db import Store
-from storage.models import IdempotencyKey, Person
+from storage.models import Person
 
 from . import cards
 from .identity import TeamsDirectory
@@ -102,17 +103,10 @@ class TeamsHandlers:
 
     def claim(self, key: str) -> bool:
         """True the first time a key is seen (a retried invoke, a double click)."""
-        try:
-            with self.store.session() as s:
-                s.add(IdempotencyKey(key=key[:200]))
-                s.flush()
-        except IntegrityError:
-            return False
-        return True
+        return idempotency.claim(self.store, key)
 
     def seen(self, key: str) -> bool:
-        with self.store.session() as s:
-            return s.get(IdempotencyKey, key[:200]) is not None
+        return idempotency.seen(self.store, key)
 
     def once(self, key: str, call: Callable[[], Reply], duplicate: Callable[[], Reply]) -> Reply:
         """Run a state-changing flow once per rendered card (its nonce `n`): a retried invoke or a
@@ -620,10 +614,7 @@ class TeamsHandlers:
         try:
             return done(call())
         except Exception:
-            with self.store.session() as s:  # not done: let them press it again
-                row = s.get(IdempotencyKey, key[:200])
-                if row is not None:
-                    s.delete(row)
+            idempotency.release(self.store, key)  # not done: let them press it again
             raise
 
     def checkin(self, pid, data, where) -> Reply:
