@@ -213,8 +213,9 @@ def main() -> None:
         env.update(DATABASE_URL=url, SAFEGUARDING_DATA_KEY=key, TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD=APP_PASSWORD,
                    TEAMS_TENANT_ID=TENANT_ID, LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
         ours_port, bare_port = free_port(), free_port()
+        ours_log = open(Path(tmp) / "ours.log", "w")  # a file, never a pipe nobody reads
         ours = subprocess.Popen(["safeguarding-bot", "serve", "--no-worker", "--port", str(ours_port)], env=env,
-                                cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                cwd=tmp, stdout=subprocess.DEVNULL, stderr=ours_log, text=True)
         bare = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--bare-server", str(bare_port)],
                                 env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
@@ -224,7 +225,8 @@ def main() -> None:
 
             def who(i: int) -> dict:
                 aad = people[i % len(people)]
-                return dict(user_id=f"29:1user-{i}", aad_object_id=aad, conversation_id=f"a:1personal-{aad}")
+                # A person's Teams user id and 1:1 conversation are stable: one per person, as in Teams.
+                return dict(user_id=f"29:1user-{aad}", aad_object_id=aad, conversation_id=f"a:1personal-{aad}")
 
             def message(i: int) -> dict:
                 return message_activity(conn.service_url, "help", **who(i))
@@ -239,7 +241,9 @@ def main() -> None:
 
             def ok(r):
                 if r.status_code != 200:
-                    raise RuntimeError(f"{r.status_code} {r.text[:200]}")
+                    ours_log.flush()
+                    tail = (Path(tmp) / "ours.log").read_text()[-4000:]
+                    raise RuntimeError(f"{r.status_code} {r.text[:200]}\n--- our server's log (tail):\n{tail}")
 
             def card(r):
                 ok(r)
