@@ -20,12 +20,17 @@ class WithholdSdkErrorText(logging.Filter):
 
     PREFIXES = ("microsoft_teams",)
 
+    MARK = "(message withheld: it may quote activity content)"
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "withheld", False):  # another handler's filter already did it
+            return True
         if record.name.startswith(self.PREFIXES) and record.levelno >= logging.WARNING and (
                 record.exc_info or record.levelno >= logging.ERROR):
             kind = record.exc_info[1].__class__.__name__ if record.exc_info and record.exc_info[1] else "error"
-            record.msg, record.args = f"{kind} (message withheld: it may quote activity content)", ()
+            record.msg, record.args = f"{kind} {self.MARK}", ()
             record.exc_info, record.exc_text, record.stack_info = None, None, None
+            record.withheld = True
         return True
 
 
