@@ -7,6 +7,7 @@ in with views.update. Submissions are keyed on view.id, events on event_id."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import re
@@ -334,7 +335,10 @@ class SlackHandlers:
             ref = await to_thread(self._may_handle, pid, cid)
         except FlowError as exc:
             return await client.views_update(view_id=view_id, view=render.info_modal("Not allowed", [str(exc)]))
-        await client.views_update(view_id=view_id, view=build(cid, ref))
+        view = build(cid, ref)
+        if inspect.isawaitable(view):  # a builder that must read the database first
+            view = await view
+        await client.views_update(view_id=view_id, view=view)
 
     async def record_decision(self, ack, body, client) -> None:
         await ack()
@@ -377,19 +381,10 @@ class SlackHandlers:
                 c = s.get(Concern, cid)
                 return c.child_name_given if c else None
 
-        async def build_async(cid, ref):
+        async def build(cid, ref):
             return render.match_child_modal(cid, ref, await to_thread(given, cid))
 
-        view_id = await self.open_view(client, body, render.loading_modal(ids.VIEW_INFO, "Match to a pupil"))
-        pid = await self.person(client, body)
-        if pid is None:
-            return await self.unknown(client, body, view_id)
-        cid = _value(body).get("concern_id")
-        try:
-            ref = await to_thread(self._may_handle, pid, cid)
-        except FlowError as exc:
-            return await client.views_update(view_id=view_id, view=render.info_modal("Not allowed", [str(exc)]))
-        await client.views_update(view_id=view_id, view=await build_async(cid, ref))
+        await self._handler_modal(body, client, "Match to a pupil", build)
 
     async def _submit_view(self, ack, body, client, view, call, done_title: str, done_line) -> None:
         """Run a flow for a modal submission; FormErrors shown inline; a resubmission of the same
