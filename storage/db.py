@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -82,6 +83,7 @@ class Store:
         self.cipher = DataCipher(key)
         self.engine = make_engine(self.url)
         self.engine.dialect.sg_cipher = self.cipher  # see types.cipher_for
+        self._local = threading.local()
         try:
             if upgrade:
                 upgrade_schema(self.engine)
@@ -111,14 +113,30 @@ class Store:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on any error."""
+        """One transaction: committed when the outermost block ends, rolled back on any error.
+
+        A block opened inside another on the same thread joins it, so that a caller can make
+        several flows, or a once-only key and the change it guards, one transaction
+        (storage.idempotency.once). The join is per thread and per store: flows run in worker
+        threads, and two stores (export, then import) never share a transaction."""
+        outer = getattr(self._local, "session", None)
+        if outer is not None:
+            yield outer
+            return
         with Session(self.engine, expire_on_commit=False) as s:
+            self._local.session = s
             try:
                 yield s
                 s.commit()
             except BaseException:
                 s.rollback()
                 raise
+            finally:
+                self._local.session = None
+
+    def in_transaction(self) -> bool:
+        """True inside a `session()` block on this thread (a nested block would join it)."""
+        return getattr(self._local, "session", None) is not None
 
     def dispose(self) -> None:
         self.engine.dispose()

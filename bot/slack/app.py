@@ -30,6 +30,7 @@ from .identity import Directory
 
 log = logging.getLogger(__name__)
 to_thread = asyncio.to_thread
+_REPEAT = object()  # what a once-only click answers when it was done already
 
 HELP = ("I help you tell your school's safeguarding team (the DSL) about a worry about a child, privately.\n"
         "• Type /concern anywhere, use the ⚡ shortcut “Report a concern”, or press the button below.\n"
@@ -91,9 +92,6 @@ class SlackHandlers:
     def claim(self, key: str) -> bool:
         """True the first time a key is seen (events on event_id, one-click answers)."""
         return idempotency.claim(self.store, key)
-
-    def release(self, key: str) -> None:
-        idempotency.release(self.store, key)
 
     async def person(self, client, body: dict) -> int | None:
         return await self.directory.person_id(client, _team(body), _user(body))
@@ -399,11 +397,10 @@ class SlackHandlers:
         key = f"slack-view:{view['id']}"
 
         def run():
-            if idempotency.seen(self.store, key):
-                return "duplicate"
-            out = call(pid, md, raw)
-            self.claim(key)
-            return out
+            with idempotency.once(self.store, key) as o:
+                if o.done:
+                    return "duplicate"
+                return call(pid, md, raw)
 
         try:
             out = await to_thread(run)
@@ -446,16 +443,21 @@ class SlackHandlers:
         if pid is None:
             return await self.unknown(client, body)
         key = self.click_key(body, action_id)
-        if not await to_thread(self.claim, key):
-            return  # a double click or a retry: done already
+
+        def run():
+            # The click's key and its effect in one transaction: concurrent copies apply once,
+            # and a refused or failed click leaves no key behind, so it can be pressed again.
+            with idempotency.once(self.store, key) as o:
+                if o.done:
+                    return _REPEAT
+                return call(pid, _value(body))
+
         try:
-            out = await to_thread(call, pid, _value(body))
+            out = await to_thread(run)
         except FlowError as exc:
-            await to_thread(self.release, key)
             return await self.tell(client, body, "Not done", str(exc))
-        except Exception:
-            await to_thread(self.release, key)  # not done: the same button may be pressed again
-            raise
+        if out is _REPEAT:
+            return  # a double click or a retry: done already
         await self.tell(client, body, title, line(out) if callable(line) else line, replace=not _in_view(body))
 
     # ------------------------------------------------------------ home and DMs

@@ -109,13 +109,12 @@ class TeamsHandlers:
         return idempotency.seen(self.store, key)
 
     def once(self, key: str, call: Callable[[], Reply], duplicate: Callable[[], Reply]) -> Reply:
-        """Run a state-changing flow once per rendered card (its nonce `n`): a retried invoke or a
-        second click on the same card does nothing twice."""
-        if self.seen(key):
-            return duplicate()
-        out = call()
-        self.claim(key)
-        return out
+        """Run a state-changing flow once per rendered card (its nonce `n`), in one transaction
+        with its key: a retried invoke or a second click on the same card does nothing twice."""
+        with idempotency.once(self.store, key) as o:
+            if o.done:
+                return duplicate()
+            return call()
 
     async def known(self, act) -> None:
         """Someone the directory does not know by AAD object id: ask Teams for their email (the
@@ -608,14 +607,11 @@ class TeamsHandlers:
 
     def _click(self, pid: int, verb: str, data: dict, where: str, call, done: Callable[[Any], Reply]) -> Reply:
         key = f"teams-click:{pid}:{verb}:{json.dumps(data, sort_keys=True)}:{where}"
-        if not self.claim(key):
-            return Reply(cards.message("Already done", ["You pressed this already: it was done once."],
-                                       fallback="Already done"))
-        try:
+        with idempotency.once(self.store, key) as o:
+            if o.done:
+                return Reply(cards.message("Already done", ["You pressed this already: it was done once."],
+                                           fallback="Already done"))
             return done(call())
-        except Exception:
-            idempotency.release(self.store, key)  # not done: let them press it again
-            raise
 
     def checkin(self, pid, data, where) -> Reply:
         cid, answer = self._cid(data), str(data.get("answer") or "")
