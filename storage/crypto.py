@@ -1,7 +1,9 @@
 """Encryption at rest for sensitive text (AES-256-GCM).
 
-Stored form: ``sg1:<base64(nonce || ciphertext+tag)>``. The prefix lets us tell an
-encrypted value from anything else and leaves room for a future key/format version.
+Stored form: ``sg1:<base64(nonce || ciphertext+tag)>`` (no associated data) or
+``sg2:<base64(nonce || ciphertext+tag)>``, whose tag also covers associated data naming where
+the value belongs (its table, column and row): the same ciphertext moved anywhere else no
+longer decrypts. The prefix tells an encrypted value from anything else.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 PREFIX = "sg1:"
+PREFIX_BOUND = "sg2:"
 KEY_ENV = "SAFEGUARDING_DATA_KEY"
 # A known plaintext stored in the database so that a wrong key is caught at start-up,
 # before anything is read as garbage or written under a second key.
@@ -67,20 +70,34 @@ class DataCipher:
         raw = key if isinstance(key, bytes) else parse_key(key)
         self._aead = AESGCM(raw)
 
-    def encrypt(self, plaintext: str) -> str:
+    def encrypt(self, plaintext: str, aad: str | None = None) -> str:
+        """``aad`` names where the value is stored (e.g. ``"outboxmessage.payload:<key>"``);
+        the same ``aad`` is needed to decrypt it."""
         nonce = secrets.token_bytes(12)
-        blob = nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8"), None)
-        return PREFIX + base64.b64encode(blob).decode("ascii")
+        data = plaintext.encode("utf-8")
+        if aad is None:
+            return PREFIX + base64.b64encode(nonce + self._aead.encrypt(nonce, data, None)).decode("ascii")
+        blob = nonce + self._aead.encrypt(nonce, data, aad.encode("utf-8"))
+        return PREFIX_BOUND + base64.b64encode(blob).decode("ascii")
 
-    def decrypt(self, stored: str) -> str:
-        if not stored.startswith(PREFIX):
+    def decrypt(self, stored: str, aad: str | None = None) -> str:
+        if stored.startswith(PREFIX_BOUND):
+            if aad is None:
+                raise DecryptionError("a bound value was read without saying where it belongs")
+            body, ad = stored[len(PREFIX_BOUND):], aad.encode("utf-8")
+        elif stored.startswith(PREFIX):
+            body, ad = stored[len(PREFIX):], None
+        else:
             # Never hand back stored text as if it were decrypted: that would be either
             # plaintext that should not be there or something we cannot vouch for.
             raise DecryptionError("a sensitive field is not in encrypted form; refusing to read it")
-        blob = base64.b64decode(stored[len(PREFIX):])
+        blob = base64.b64decode(body)
         try:
-            return self._aead.decrypt(blob[:12], blob[12:], None).decode("utf-8")
+            return self._aead.decrypt(blob[:12], blob[12:], ad).decode("utf-8")
         except InvalidTag as exc:
+            if ad is not None:
+                raise DecryptionError("cannot decrypt stored data: wrong key, or the value was moved from "
+                                      "the row and column it was written for") from exc
             raise DecryptionError(
                 f"cannot decrypt stored data: {KEY_ENV} (or the key file) is not the key this database was written with"
             ) from exc
