@@ -177,6 +177,8 @@ class Console:
                 self.say(f"  Type one or more numbers from 1 to {len(f.choices)}, e.g. 1,4")
         if f.kind == Kind.child:
             return self.pick_child()
+        if f.kind == Kind.person:
+            return self.pick_staff()
         if f.kind == Kind.longtext:
             return self.ask("  > ")
         if f.kind == Kind.datetime:
@@ -203,6 +205,23 @@ class Console:
             else:
                 self.say("  No pupil on the roll matches.")
             if self.ask("  Use the name as typed (the DSL will match it)? [y/n] ").lower().startswith("y"):
+                return q
+
+    def pick_staff(self) -> str:
+        while True:
+            q = self.ask("  Search the staff list by name: ")
+            if len(q) < 2:
+                self.say("  Type at least two letters of their name.")
+                continue
+            found = report.search_staff(self.store, self.person.id, q, limit=10)
+            if found:
+                self.say("  Found on the staff list:")
+                choice = self.choose("  Choose the person, or 0 if not listed:", found)
+                if choice:
+                    return choice
+            else:
+                self.say("  Nobody on the staff list matches.")
+            if self.ask("  Not on the staff list: use the name as typed? [y/n] ").lower().startswith("y"):
                 return q
 
     # -- report ---------------------------------------------------------------------------

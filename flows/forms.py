@@ -25,6 +25,7 @@ class Kind(StrEnum):
     date = "date"
     datetime = "datetime"
     child = "child"        # a pupil from the roster, or a name typed when not found
+    person = "person"      # a member of staff from the directory, or a name typed when not listed
 
 
 class Choice(BaseModel):
@@ -147,7 +148,7 @@ def _missing_message(f: Field) -> str:
 
 def _convert(f: Field, v: Any, tz, now: datetime) -> Any:
     valid = {c.value for c in f.choices}
-    if f.kind in (Kind.text, Kind.longtext, Kind.child):
+    if f.kind in (Kind.text, Kind.longtext, Kind.child, Kind.person):
         s = str(v).strip()
         if f.kind == Kind.text:
             s = " ".join(s.split())

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from storage import chain
 from storage.db import Store
-from storage.models import Child, Concern, EntryKind, Person, ReferenceCounter, School, utcnow
+from storage.models import Child, Concern, EntryKind, Person, ReferenceCounter, Role, School, utcnow
 
 from . import notices, schedule, taxonomy
 from .errors import FormErrors, NotAllowed, NotInDirectory
@@ -81,17 +81,36 @@ def _report_form(taxonomy_version: str) -> Form:
             Field(name="about_adult", label="Is this concern about a member of staff, volunteer or other adult in school?",
                   kind=Kind.choice, required=True, choices=ABOUT_ADULT_CHOICES,
                   help="Concerns about adults go to the headteacher (or the chair of governors if about the headteacher)."),
-            Field(name="subject_name", label="Name of the adult", kind=Kind.text, max_length=200,
-                  required=True, show_if=("about_adult", ("staff", "volunteer", "headteacher", "other_adult"))),
+            Field(name="subject", label="Which adult?", kind=Kind.person, max_length=200, required=True,
+                  show_if=("about_adult", ("staff", "volunteer", "headteacher", "other_adult")),
+                  help="Search the staff list by name. If they are not on it (a visitor, a contractor), type "
+                       "their name and what they do: the headteacher then decides who may see this report."),
         ),
     )
 
 
 CHILD_PREFIX = "child:"
+STAFF_PREFIX = "person:"
 
 
 def child_value(child_id: int) -> str:
     return f"{CHILD_PREFIX}{child_id}"
+
+
+def staff_value(person_id: int) -> str:
+    return f"{STAFF_PREFIX}{person_id}"
+
+
+def search_staff(store: Store, referrer_id: int, query: str, limit: int = 20) -> list[tuple[str, str]]:
+    """(value, label) of the adults on the referrer's school staff list whose name or email matches
+    every word typed: what the report's "Which adult?" picker offers."""
+    from storage.people import search_staff as _search
+
+    with store.session() as s:
+        referrer = _referrer(s, referrer_id)
+        if referrer.school_id is None:
+            return []
+        return [(staff_value(p.id), label) for p, label in _search(s, referrer.school_id, query, limit=limit)]
 
 
 @dataclass
@@ -135,6 +154,12 @@ def _clean(s: Session, school: School, raw: dict, *, now: datetime | None) -> di
                 errors["child"] = "That pupil is not on this school's roll: search again or type the name."
         elif child is not None and len(child) < 3:
             errors["child"] = "Type the child's full name (and year group) so the DSL can find them."
+        adult = values.get("subject")
+        if adult and adult.startswith(STAFF_PREFIX):
+            if _staff_in_school(s, school, adult) is None:
+                errors["subject"] = "That person is not on this school's staff list: search again or type the name."
+        elif adult is not None and len(adult) < 3:
+            errors["subject"] = "Type the adult's full name and what they do (e.g. visiting coach)."
 
     return clean(report_form(), raw, tz=ZoneInfo(school.timezone), now=now, extra_checks=checks)
 
@@ -146,6 +171,15 @@ def _child_in_school(s: Session, school: School, value: str) -> Child | None:
         return None
     child = s.get(Child, cid)
     return child if child and child.school_id == school.id else None
+
+
+def _staff_in_school(s: Session, school: School, value: str) -> Person | None:
+    try:
+        pid = int(value[len(STAFF_PREFIX):])
+    except ValueError:
+        return None
+    person = s.get(Person, pid)
+    return person if person and person.active and person.school_id == school.id else None
 
 
 def child_age(child: Child | None, on: date) -> int | None:
@@ -236,8 +270,7 @@ def _submit(s: Session, store: Store, referrer_id: int, raw: dict, submission_ke
     child_row = None
     if values["child"].startswith(CHILD_PREFIX):
         child_row = _child_in_school(s, school, values["child"])
-    subject_role = None if values["about_adult"] == "no" else values["about_adult"]
-    subject_person = _match_adult(s, school, values.get("subject_name")) if subject_role else None
+    subject_role, subject_person, subject_name = _subject(s, school, values)
     urgent = bool(values["immediate_danger"])
     routing = route(s, school, referrer_id=referrer.id, subject_role=subject_role,
                     subject_person_id=subject_person.id if subject_person else None, urgent=urgent)
@@ -247,7 +280,7 @@ def _submit(s: Session, store: Store, referrer_id: int, raw: dict, submission_ke
         child_name_given=None if child_row else values["child"], needs_child_match=child_row is None,
         referrer_id=referrer.id, urgent=urgent, immediate_danger=urgent,
         about_adult=subject_role is not None, subject_role=subject_role,
-        subject_person_id=subject_person.id if subject_person else None, subject_name=values.get("subject_name"),
+        subject_person_id=subject_person.id if subject_person else None, subject_name=subject_name,
         taxonomy_version=taxonomy.current().version, categories=values["categories"],
         occurred_at=values["occurred_at"], location=values["location"], account=values["account"],
         child_words=values.get("child_words"), child_views=values.get("child_views"),
@@ -275,12 +308,18 @@ def _submit(s: Session, store: Store, referrer_id: int, raw: dict, submission_ke
                    lines=receipt_lines(concern.reference, urgent), recipients=list(concern.routed_to))
 
 
-def _match_adult(s: Session, school: School, name: str | None) -> Person | None:
-    """The adult named, if they are in the directory: they must never handle their own case."""
-    if not name:
-        return None
-    wanted = " ".join(name.lower().split())
-    for person in s.exec(select(Person).where(Person.school_id == school.id)):
-        if person.name and " ".join(person.name.lower().split()) == wanted:
-            return person
-    return None
+def _subject(s: Session, school: School, values: dict) -> tuple[str | None, Person | None, str | None]:
+    """(role, person, name) of the adult a concern is about. The person is known only when the
+    referrer picked them from the staff list: a typed name is never matched to someone, since a
+    near miss ("Mrs N. Surname", a typo) would let the adult concerned read it."""
+    if values["about_adult"] == "no":
+        return None, None, None
+    role, value = values["about_adult"], values.get("subject") or ""
+    person = _staff_in_school(s, school, value) if value.startswith(STAFF_PREFIX) else None
+    if person is None:
+        return role, None, value
+    from storage.people import roles_of
+
+    if Role.headteacher.value in roles_of(s, person.id, school.id):
+        role = "headteacher"  # a concern about the head goes to the chair, whatever was ticked
+    return role, person, person.name or person.email

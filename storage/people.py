@@ -69,6 +69,31 @@ def search_children(s: Session, school_id: int, query: str, limit: int = 20) -> 
     return found
 
 
+def search_staff(s: Session, school_id: int, query: str, limit: int = 20) -> list[tuple[Person, str]]:
+    """Active adults of a school whose name or email contains every word typed, with a label
+    naming their roles (names are encrypted, so match in memory; a staff list is a few hundred)."""
+    words = [w for w in query.lower().split() if w]
+    if not words:
+        return []
+    roles: dict[int, list[str]] = {}
+    for pid, role in s.exec(select(RoleAssignment.person_id, RoleAssignment.role)
+                            .where(RoleAssignment.school_id == school_id)):
+        roles.setdefault(pid, []).append(role)
+    found = []
+    for person in s.exec(select(Person).where(Person.school_id == school_id, Person.active).order_by(Person.id)):
+        hay = f"{person.name or ''} {person.email}".lower()
+        if all(w in hay for w in words):
+            what = ", ".join(ROLE_WORDS.get(r, r) for r in sorted(roles.get(person.id, [])))
+            found.append((person, f"{person.name or person.email}" + (f" ({what})" if what else "")))
+            if len(found) >= limit:
+                break
+    return found
+
+
+ROLE_WORDS = {"staff": "staff", "dsl": "DSL", "deputy_dsl": "deputy DSL", "headteacher": "headteacher",
+              "chair_of_governors": "chair of governors"}
+
+
 def siblings_of(s: Session, child: Child) -> list[Child]:
     if not child.family_group:
         return []

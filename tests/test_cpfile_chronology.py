@@ -260,7 +260,7 @@ def test_a_dsl_never_sees_an_allegation_about_themselves_in_the_file(store, worl
     from flows import report
     from .cpfile_support import report_values
 
-    report.submit(store, world.teacher, report_values(world, about_adult="staff", subject_name="Dana Shah",
+    report.submit(store, world.teacher, report_values(world, about_adult="staff", subject=f"person:{world.dsl}",
                                                       categories=["concern_about_adult"],
                                                       occurred_at="2026-10-20T10:00"), now=T0 + timedelta(days=37))
     with store.session() as s:

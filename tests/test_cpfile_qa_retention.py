@@ -163,7 +163,7 @@ def test_retention_trust_override_and_staff_allegations_left_for_review(store, w
         t = s.get(Trust, world.trust)
         t.policy = {"retention": {"child_file_until_age": 20}}
         s.add(t)
-    r = report.submit(store, world.teacher, report_values(world, about_adult="staff", subject_name="Tom Reed",
+    r = report.submit(store, world.teacher, report_values(world, about_adult="staff", subject=f"person:{world.teacher}",
                                                                   occurred_at="2026-09-13T10:00"), now=T0)
     res = retention.run(store, now=datetime(2036, 3, 5, tzinfo=timezone.utc), dry_run=True)
     assert sorted(d.reference for d in res.due) == ["SG-2026-0001", "SG-2026-0002"]

@@ -70,7 +70,7 @@ def test_validation_errors_are_per_field_and_say_how_to_fix(store, world):
 def test_adult_name_required_only_when_about_an_adult(store, world):
     with pytest.raises(FormErrors) as exc:
         report.submit(store, world.teacher, report_values(world, about_adult="staff"), now=NOW)
-    assert set(exc.value.errors) == {"subject_name"}
+    assert set(exc.value.errors) == {"subject"}
 
 
 def test_child_not_on_roll_is_kept_as_typed_and_flagged(store, world):
@@ -99,7 +99,7 @@ def test_danger_question_comes_first_in_the_form():
 
 
 def test_concern_about_staff_goes_to_head_not_dsl(store, world):
-    r = report.submit(store, world.teacher, report_values(world, about_adult="staff", subject_name="Amy Clarke"), now=NOW)
+    r = report.submit(store, world.teacher, report_values(world, about_adult="staff", subject=f"person:{world.ta}"), now=NOW)
     assert r.recipients == [world.head]
     with store.session() as s:
         c = s.get(Concern, r.concern_id)
@@ -107,7 +107,7 @@ def test_concern_about_staff_goes_to_head_not_dsl(store, world):
 
 
 def test_concern_about_head_goes_to_chair(store, world):
-    r = report.submit(store, world.teacher, report_values(world, about_adult="headteacher", subject_name="Helen Brooks"),
+    r = report.submit(store, world.teacher, report_values(world, about_adult="headteacher", subject=f"person:{world.head}"),
                       now=NOW)
     assert r.recipients == [world.chair]
 
@@ -115,7 +115,7 @@ def test_concern_about_head_goes_to_chair(store, world):
 def test_referrer_is_never_routed_their_own_concern(store, world):
     r = report.submit(store, world.dsl, report_values(world), now=NOW)
     assert world.dsl not in r.recipients and r.recipients == [world.deputy]
-    r2 = report.submit(store, world.head, report_values(world, about_adult="staff", subject_name="Tom Reed"), now=NOW)
+    r2 = report.submit(store, world.head, report_values(world, about_adult="staff", subject=f"person:{world.teacher}"), now=NOW)
     assert world.head not in r2.recipients and r2.recipients  # widened, never empty
     assert world.teacher not in r2.recipients
 
@@ -157,3 +157,33 @@ def test_failure_mid_submission_saves_nothing(store, world, monkeypatch):
     with store.session() as s:
         assert s.exec(select(Concern)).all() == [] and s.exec(select(ChronologyEntry)).all() == []
         assert s.exec(select(AuditEvent)).all() == []
+
+
+def test_the_adult_is_picked_from_the_staff_list_never_matched_by_a_typed_name(store, world):
+    assert report.search_staff(store, world.teacher, "dana") == [(f"person:{world.dsl}", "Dana Shah (DSL)")]
+    assert report.search_staff(store, world.teacher, "s.test")[0][1] == "Dana Shah (DSL)"  # by email too
+    assert report.search_staff(store, world.teacher, "zzz") == []
+    picked = report.submit(store, world.teacher, report_values(world, about_adult="staff",
+                                                               subject=f"person:{world.dsl}"), now=NOW)
+    typed = report.submit(store, world.teacher, report_values(world, about_adult="staff", subject="Dana Shah"),
+                          now=NOW)
+    with store.session() as s:
+        a, b = s.get(Concern, picked.concern_id), s.get(Concern, typed.concern_id)
+        assert (a.subject_person_id, a.subject_name) == (world.dsl, "Dana Shah")
+        assert (b.subject_person_id, b.subject_name) == (None, "Dana Shah")  # exactly her name: still not matched
+
+
+def test_a_picked_headteacher_is_routed_as_the_headteacher_whatever_was_ticked(store, world):
+    r = report.submit(store, world.teacher, report_values(world, about_adult="staff",
+                                                          subject=f"person:{world.head}"), now=NOW)
+    with store.session() as s:
+        c = s.get(Concern, r.concern_id)
+        assert c.subject_role == "headteacher" and c.routed_to == [world.chair]
+
+
+def test_someone_not_on_this_schools_staff_list_cannot_be_picked(store, world):
+    other = build_world(store, slug="o", trust_slug="ot")
+    with pytest.raises(FormErrors) as exc:
+        report.submit(store, world.teacher, report_values(world, about_adult="staff",
+                                                          subject=f"person:{other.dsl}"), now=NOW)
+    assert "not on this school's staff list" in exc.value.errors["subject"]

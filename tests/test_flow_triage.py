@@ -197,7 +197,7 @@ def test_still_worried_goes_to_head_when_dsl_has_not_responded(store, world, con
 
 
 def test_still_worried_goes_to_head_when_dsl_is_the_subject(store, world):
-    cid = report.submit(store, world.teacher, report_values(world, about_adult="staff", subject_name="Dana Shah"),
+    cid = report.submit(store, world.teacher, report_values(world, about_adult="staff", subject=f"person:{world.dsl}"),
                         now=NOW).concern_id
     triage.acknowledge(store, world.head, cid, now=LATER)
     out = followup.still_worried(store, world.teacher, cid, now=LATER)

@@ -113,7 +113,7 @@ def test_001_poor_practice_sharing_too_slowly_alerts_are_queued_with_the_concern
 
 
 def test_001_poor_practice_not_sharing_with_the_right_people_staff_allegation_routing(store, world):
-    r = report.submit(store, world.teacher, report_values(world, about_adult="staff", subject_name="Amy Clarke"), now=NOW)
+    r = report.submit(store, world.teacher, report_values(world, about_adult="staff", subject=f"person:{world.ta}"), now=NOW)
     assert r.recipients == [world.head]
 
 

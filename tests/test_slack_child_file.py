@@ -55,7 +55,7 @@ def test_dsl_opens_the_childs_whole_file_from_the_record(env):
 
 def test_the_head_handling_an_allegation_cannot_open_the_childs_file(env):
     w = env.world
-    report.submit(env.store, w.teacher, slack_raw(w, about_adult="staff", subject_name="Amy Clarke"))
+    report.submit(env.store, w.teacher, slack_raw(w, about_adult="staff", subject=f"person:{w.ta}"))
     env.deliver()
     head = env.user("head")
     rec_id, rec_view = _open_record(env, head)

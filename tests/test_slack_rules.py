@@ -235,7 +235,12 @@ def test_immediate_danger(env):
     upd = env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view_id"] == vid
                                    and DANGER_ADVICE[:40] in json.dumps(c.args["view"])])
     view = upd[-1].args["view"]
-    env.slack.submit(teacher, vid, view, fill(view, raw))
+    # The adult is picked from the school's staff list (or typed, when not on it).
+    r = env.slack.suggest(teacher, vid, view, "f.subject", "amy")
+    assert r.json()["options"] == [
+        {"text": {"type": "plain_text", "text": "Amy Clarke (staff)"}, "value": f"person:{w.ta}"},
+        {"text": {"type": "plain_text", "text": "Not on the staff list: “amy”"}, "value": "amy"}]
+    env.slack.submit(teacher, vid, view, fill(view, raw, {"subject": "Amy Clarke (staff)"}))
     rec = env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view"]["callback_id"] == "report_receipt_modal"])
     assert "999" in json.dumps(rec[-1].args["view"])
     (c,) = concerns(env.store)
@@ -272,12 +277,17 @@ def test_staff_allegation_goes_to_the_headteacher(env):
     w = env.world
     teacher = env.user("teacher")
     vid, view = open_report(env, teacher)
-    raw = slack_raw(w, about_adult="staff", subject_name="Amy Clarke")
+    raw = slack_raw(w, about_adult="staff", subject=f"person:{w.ta}")
     env.slack.select_in_view(teacher, vid, view, fill(view, raw), "f.about_adult")
     upd = env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view_id"] == vid
-                                   and "subject_name" in json.dumps(c.args["view"])])
+                                   and '"block_id": "subject"' in json.dumps(c.args["view"])])
     view = upd[-1].args["view"]
-    env.slack.submit(teacher, vid, view, fill(view, raw))
+    # The adult is picked from the school's staff list (or typed, when not on it).
+    r = env.slack.suggest(teacher, vid, view, "f.subject", "amy")
+    assert r.json()["options"] == [
+        {"text": {"type": "plain_text", "text": "Amy Clarke (staff)"}, "value": f"person:{w.ta}"},
+        {"text": {"type": "plain_text", "text": "Not on the staff list: “amy”"}, "value": "amy"}]
+    env.slack.submit(teacher, vid, view, fill(view, raw, {"subject": "Amy Clarke (staff)"}))
     env.fake.wait(lambda f: [c for c in f.of("views.update") if c.args["view"]["callback_id"] == "report_receipt_modal"])
     (c,) = concerns(env.store)
     assert c.about_adult and c.routed_to == [w.head]

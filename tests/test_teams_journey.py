@@ -706,3 +706,21 @@ def test_the_manifest_command_list_is_what_the_bot_understands():
     manifest = json.loads((Path(__file__).resolve().parent.parent / "manifests/teams/manifest.json").read_text())
     titles = [c["title"] for bot in manifest["bots"] for cl in bot["commandLists"] for c in cl["commands"]]
     assert {command_of(t) for t in titles} == set(COMMANDS.values())  # every command listed, each understood
+
+
+def test_the_adult_picker_searches_the_staff_list_with_teams_typeahead(env):
+    """The report's "Which adult?" picker: staff of the searcher's school only, then the name as typed
+    (which is never matched to a person by its spelling)."""
+    from tests.teams_journey_support import user_ids
+    from tests.teams_support import message_activity
+
+    act = message_activity(env.connector.service_url, **user_ids("teacher"), type="invoke", name="application/search",
+                           value={"queryText": "dana", "dataset": "staff", "queryOptions": {"skip": 0, "top": 15}})
+    act.pop("text")
+    body = env.teams.post(act).json()
+    assert [(x["title"], x["value"]) for x in body["value"]["results"]] == [
+        ("Dana Shah (DSL)", f"person:{env.world.dsl}"), ("Not on the staff list: “dana”", "dana")]
+    act = message_activity(env.connector.service_url, **user_ids("stranger"), type="invoke", name="application/search",
+                           value={"queryText": "dana", "dataset": "staff"})
+    act.pop("text")
+    assert env.teams.post(act).json()["value"]["results"] == []

@@ -169,7 +169,7 @@ class SlackHandlers:
         form = report.report_form()
         md = render.read_meta(view)
         raw = render.state_values(view)
-        label = render.selected_child_label(view)
+        labels = render.selected_labels(view)
         try:
             clean(form, raw)
         except FormErrors as exc:
@@ -190,7 +190,7 @@ class SlackHandlers:
                 await to_thread(report.validate, self.store, pid, raw)
         except FormErrors as exc:
             await client.views_update(view_id=view["id"], view=render.report_modal(
-                form, values=raw, child_label=label, metadata=md, problems=exc.errors))
+                form, values=raw, labels=labels, metadata=md, problems=exc.errors))
             return
         except FlowError as exc:
             await client.views_update(view_id=view["id"], view=render.info_modal("Cannot send this", [str(exc)]))
@@ -198,7 +198,7 @@ class SlackHandlers:
         if hints:
             md["wc"] = 1  # shown once: then it can be sent as it is
             await client.views_update(view_id=view["id"], view=render.report_modal(
-                form, values=raw, hints=hints, child_label=label, metadata=md))
+                form, values=raw, hints=hints, labels=labels, metadata=md))
             return
         try:
             async with self.after_ack:
@@ -206,7 +206,7 @@ class SlackHandlers:
                                           source_link=md.get("src"))
         except FormErrors as exc:  # e.g. the pupil left the roll in between: nothing saved, nothing lost
             await client.views_update(view_id=view["id"], view=render.report_modal(
-                form, values=raw, child_label=label, metadata=md, problems=exc.errors))
+                form, values=raw, labels=labels, metadata=md, problems=exc.errors))
             return
         log.info("slack: concern submitted (concern id %s, duplicate=%s)", receipt.concern_id, receipt.duplicate)
         await client.views_update(view_id=view["id"], view=render.receipt_modal(receipt.lines, receipt.reference,
@@ -235,6 +235,19 @@ class SlackHandlers:
                      "value": typed[:150]})
         return opts
 
+    async def staff_options(self, body: dict, client) -> list[dict]:
+        """The report's "Which adult?" picker: the school's staff list, then the name as typed."""
+        pid = await self.person(client, body)
+        typed = " ".join((body.get("value") or "").split())
+        if pid is None or len(typed) < 2:
+            return []
+        found = await to_thread(report.search_staff, self.store, pid, typed)
+        opts = [{"text": {"type": "plain_text", "text": render.cut(label, 75)}, "value": value}
+                for value, label in found]
+        opts.append({"text": {"type": "plain_text", "text": render.cut(f"Not on the staff list: “{typed}”", 75)},
+                     "value": typed[:150]})
+        return opts
+
     async def on_field_change(self, ack, body, client) -> None:
         """A field others depend on changed: show or hide the dependent fields (state is kept)."""
         await ack()
@@ -242,7 +255,7 @@ class SlackHandlers:
         raw = render.state_values(view)
         md = render.read_meta(view)
         if view.get("callback_id") == ids.VIEW_REPORT:
-            new = render.report_modal(report.report_form(), values=raw, child_label=render.selected_child_label(view),
+            new = render.report_modal(report.report_form(), values=raw, labels=render.selected_labels(view),
                                       metadata=md)
         elif view.get("callback_id") == ids.VIEW_DECISION:
             new = render.flow_form_modal(triage.decision_form(), ids.VIEW_DECISION, values=raw, metadata=md)
@@ -521,6 +534,10 @@ def build_app(settings, store: Store) -> AsyncApp:
     @app.options(ids.CHILD_ACTION)
     async def on_child_options(ack, body, client):
         await ack(options=await h.child_options(body, client))
+
+    @app.options(ids.STAFF_ACTION)
+    async def on_staff_options(ack, body, client):
+        await ack(options=await h.staff_options(body, client))
 
     @app.action(re.compile(r"^f\."))
     async def on_field_change(ack, body, client):

@@ -38,3 +38,4 @@ OPEN_CHILD_FILE = "open_child_file"  # from the record: the child's whole file a
 VIEW_CHILD_FILE = "child_file_modal"
 FIELD_PREFIX = "f."  # action ids of form inputs: f.<field name>
 CHILD_ACTION = FIELD_PREFIX + "child"  # the external_select answered from the roster
+STAFF_ACTION = FIELD_PREFIX + "subject"  # the report's "Which adult?", answered from the staff list

@@ -57,7 +57,7 @@ def _option(value: str, label: str) -> Option:
     return Option(value=value, label=cut(label, 75))
 
 
-def _element(f: Field, value: Any, child_label: str | None):
+def _element(f: Field, value: Any, label: str | None):
     aid = ids.FIELD_PREFIX + f.name
     if f.kind in (Kind.text, Kind.longtext):
         return PlainTextInputElement(action_id=aid, multiline=f.kind == Kind.longtext,
@@ -85,15 +85,17 @@ def _element(f: Field, value: Any, child_label: str | None):
         return DateTimePickerElement(action_id=aid, initial_date_time=init)
     if f.kind == Kind.date:
         return DatePickerElement(action_id=aid, initial_date=value or None)
-    if f.kind == Kind.child:
-        init = _option(value, child_label or "The child chosen") if value else None
+    if f.kind in (Kind.child, Kind.person):
+        # Answered from the roll or the staff list by the options handler (bot/slack/app.py).
+        chosen = "The child chosen" if f.kind == Kind.child else "The person chosen"
+        init = _option(value, label or chosen) if value else None
         return ExternalDataSelectElement(action_id=aid, placeholder="Type 2 letters of the name",
                                          min_query_length=2, initial_option=init)
     raise ValueError(f"no Slack element for {f.kind}")
 
 
 def form_blocks(form: Form, values: dict | None = None, *, errors_hint: dict[str, list] | None = None,
-                child_label: str | None = None, top: list | None = None, dispatch: tuple = (),
+                labels: dict[str, str] | None = None, top: list | None = None, dispatch: tuple = (),
                 problems: dict[str, str] | None = None) -> list:
     """Input blocks for the fields visible with these values; block_id = field name, so that
     FormErrors map straight to `response_action: errors`."""
@@ -112,7 +114,7 @@ def form_blocks(form: Form, values: dict | None = None, *, errors_hint: dict[str
                 text=cut(f":mag: *“{esc(hint.phrase)}”*: {esc(hint.prompt)}", 3000))]))
         blocks.append(InputBlock(block_id=f.name, label=cut(f.label, 2000), hint=cut(f.help, 2000) or None,
                                  optional=not f.required, dispatch_action=True if f.name in control else None,
-                                 element=_element(f, values.get(f.name), child_label)))
+                                 element=_element(f, values.get(f.name), (labels or {}).get(f.name))))
     return blocks
 
 
@@ -138,10 +140,16 @@ def state_values(view: dict) -> dict:
     return raw
 
 
-def selected_child_label(view: dict) -> str | None:
-    st = ((view.get("state") or {}).get("values") or {}).get("child", {}).get(ids.CHILD_ACTION) or {}
-    opt = st.get("selected_option") or {}
-    return (opt.get("text") or {}).get("text")
+def selected_labels(view: dict) -> dict[str, str]:
+    """The labels of the options chosen in external selects (the child, the adult), by field name:
+    Slack sends back only the value, and a re-rendered form must show the name again."""
+    out = {}
+    for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
+        for action_id, st in actions.items():
+            text = ((st.get("selected_option") or {}).get("text") or {}).get("text")
+            if st.get("type") == "external_select" and action_id.startswith(ids.FIELD_PREFIX) and text:
+                out[action_id[len(ids.FIELD_PREFIX):]] = text
+    return out
 
 
 def modal(callback_id: str, title: str, blocks: list, *, submit: str | None = None, close: str = "Cancel",
@@ -169,7 +177,7 @@ def danger_block() -> SectionBlock:
 
 
 def report_modal(form: Form, *, values: dict | None = None, hints: dict | None = None,
-                 child_label: str | None = None, metadata: dict | None = None,
+                 labels: dict[str, str] | None = None, metadata: dict | None = None,
                  problems: dict[str, str] | None = None) -> dict:
     values = values or {}
     top = []
@@ -186,7 +194,7 @@ def report_modal(form: Form, *, values: dict | None = None, hints: dict | None =
         top.append(ContextBlock(elements=[MarkdownTextObject(
             text=f"Started from <{metadata['src']}|a Slack message>: only its link is kept in the record.")]))
     submit = "Send as it is" if hints else form.submit_label
-    return modal(ids.VIEW_REPORT, form.title, form_blocks(form, values, errors_hint=hints, child_label=child_label,
+    return modal(ids.VIEW_REPORT, form.title, form_blocks(form, values, errors_hint=hints, labels=labels,
                                                           top=top, dispatch=("immediate_danger",),
                                                           problems=problems),
                  submit=submit, private_metadata=meta(**(metadata or {})))

@@ -41,6 +41,9 @@ NOTE_SUBMIT = "note_submit"
 ADD_NOTE = "add_note"
 HIDE_RECORD = "hide_record"
 CHILD_SEARCH_DATASET = "children"  # Teams' dynamic typeahead (application/search) for the child picker
+STAFF_SEARCH_DATASET = "staff"     # ... and for the report's "Which adult?" picker
+STAFF_LISTED = 100                 # staff offered without searching (clients with no typeahead)
+TYPED_SUFFIX = ".typed"            # a person picker's "not on the list" text box
 
 DATE_SUFFIX, TIME_SUFFIX = ".date", ".time"
 CHILD_QUERY = "child_query"
@@ -118,9 +121,10 @@ def _value(values: dict, name: str) -> str | None:
     return str(v)
 
 
-def field_inputs(f: Field, values: dict, errors: dict) -> list:
+def field_inputs(f: Field, values: dict, errors: dict, staff: list[tuple[str, str]] = ()) -> list:
     """The card elements for one form field: the input (label, required, current value), its help,
-    and its error message from the last submission, if any."""
+    and its error message from the last submission, if any. `staff`: (value, label) pairs a person
+    picker offers before anyone searches."""
     required = f.required and f.show_if is None  # conditional fields: the flow checks them
     common = dict(label=_label(f), is_required=required or None,
                   error_message=(errors.get(f.name) or "Fill in this answer.") if required else None)
@@ -139,6 +143,17 @@ def field_inputs(f: Field, values: dict, errors: dict) -> list:
         out.append(ChoiceSetInput(id=f.name, choices=[CardChoice(title="Yes", value="yes"),
                                                       CardChoice(title="No", value="no")],
                                   style="expanded", value=v, **common))
+    elif f.kind == Kind.person:
+        # Pick from the staff list (Teams' typeahead searches all of it); a name that is not on the
+        # list goes in the box below, never matched to a person by its spelling.
+        picked = v if v and v.startswith("person:") else None
+        if staff:  # a choice set needs at least one choice (nobody to offer: an unknown sender's form)
+            out.append(ChoiceSetInput(id=f.name, label=_label(f), style="filtered", wrap=True, value=picked,
+                                      choices=[CardChoice(title=label, value=value)
+                                               for value, label in staff[:STAFF_LISTED]],
+                                      choices_data=QueryData(dataset=STAFF_SEARCH_DATASET)))
+        out.append(TextInput(id=f.name + TYPED_SUFFIX, label="Not on the staff list? Their name and what they do",
+                             max_length=f.max_length, value=None if picked else v))
     elif f.kind == Kind.date:
         out.append(DateInput(id=f.name, value=v, **common))
     elif f.kind == Kind.datetime:
@@ -176,6 +191,8 @@ def read_values(form: Form, data: dict) -> dict:
             raw[f.name] = f"{d} {t}".strip() if d else ""
             continue
         v = data.get(f.name)
+        if f.kind == Kind.person:
+            v = v or data.get(f.name + TYPED_SUFFIX)
         if f.kind == Kind.multichoice and isinstance(v, str):
             v = [x for x in v.split(",") if x.strip()]
         raw[f.name] = v
@@ -220,9 +237,9 @@ def report_step1(form: Form, values: dict | None = None, errors: dict | None = N
 
 def report_step2(form: Form, children: list[tuple[str, str]], typed: str, values: dict | None = None,
                  errors: dict | None = None, *, danger_advice: str | None = None,
-                 hints: dict | None = None) -> AdaptiveCard:
+                 hints: dict | None = None, staff: list[tuple[str, str]] = ()) -> AdaptiveCard:
     """`children`: (value, label) pairs from the roster search; `typed`: what was searched for
-    (offered as "not on the roll")."""
+    (offered as "not on the roll"); `staff`: the school's staff list for the "Which adult?" picker."""
     values, errors, hints = values or {}, errors or {}, hints or {}
     body: list = []
     if danger_advice:
@@ -252,7 +269,7 @@ def report_step2(form: Form, children: list[tuple[str, str]], typed: str, values
     for fld in form.fields:
         if fld.name == "child":
             continue
-        body += field_inputs(fld, values, errors)
+        body += field_inputs(fld, values, errors, staff)
         for h in hints.get(fld.name, []):
             body.append(text(f"“{h.phrase}”: {h.prompt}", color="Warning", size="Small"))
     data = {CHILD_QUERY: typed}

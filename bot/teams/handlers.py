@@ -283,6 +283,10 @@ class TeamsHandlers:
                 found = await to_thread(self._children, pid, query)
                 results = [SearchInvokeResult(title=label, value=value) for value, label in found]
                 results.append(SearchInvokeResult(title=f"Not on the roll: “{query}”", value=query))
+            elif pid is not None and dataset == cards.STAFF_SEARCH_DATASET and len(query) >= 2:
+                found = await to_thread(report.search_staff, self.store, pid, query)
+                results = [SearchInvokeResult(title=label, value=value) for value, label in found]
+                results.append(SearchInvokeResult(title=f"Not on the staff list: “{query}”", value=query))
         except Exception as exc:
             log.error("teams: child search failed (%s)", type(exc).__name__)
         return SearchInvokeResponse(value=SearchInvokeResponseValue(results=results))
@@ -359,6 +363,17 @@ class TeamsHandlers:
             return [(report.child_value(c.id), f"{c.name} (Year {c.year_group})" if c.year_group else c.name)
                     for c in search_children(s, school, query, limit=10)]
 
+    def _staff(self, pid: int) -> list[tuple[str, str]]:
+        """The staff list a report card offers before anyone searches (Teams' typeahead covers the rest)."""
+        from storage.people import search_staff
+
+        school = self._school_of(pid)
+        if school is None:
+            return []
+        with self.store.session() as s:
+            found = search_staff(s, school, "@", limit=cards.STAFF_LISTED)  # every email has an @
+            return sorted(((report.staff_value(p.id), label) for p, label in found), key=lambda x: x[1].lower())
+
     def _reference(self, pid: int, cid: int) -> str:
         with self.store.session() as s:
             _, concern = require_handler(s, pid, cid)
@@ -404,7 +419,8 @@ class TeamsHandlers:
             return Reply(cards.report_step1(form, data, errors))
         danger = report.DANGER_ADVICE if data.get("immediate_danger") == "yes" else None
         values = {"immediate_danger": data.get("immediate_danger"), "n": self._nonce()}
-        c = cards.report_step2(form, self._children(pid, query), query, values, danger_advice=danger)
+        c = cards.report_step2(form, self._children(pid, query), query, values, danger_advice=danger,
+                               staff=self._staff(pid))
         _stamp_nonce(c, values["n"])
         return Reply(c)
 
@@ -417,7 +433,7 @@ class TeamsHandlers:
 
         def again(errors=None, hints=None):
             c = cards.report_step2(form, self._children(pid, typed), typed, data, errors, danger_advice=danger,
-                                   hints=hints)
+                                   hints=hints, staff=self._staff(pid))
             _stamp_nonce(c, nonce)
             return Reply(c)
 
