@@ -20,7 +20,7 @@ from storage.db import Store
 from storage.models import Child, ChronologyEntry, Concern, Person, QaReview, Role, School, Trust, utcnow
 from storage.people import roles_of
 
-from . import wording
+from . import wording, wording_record
 from .access import actor, is_dsl_team
 from .chronology import age_on
 from .errors import FormErrors, NotAllowed, NotFound
@@ -127,14 +127,22 @@ def auto_score(s: Session, store: Store, concern: Concern) -> dict[str, dict]:
     out["timescales_met"] = _item(not problems, "; ".join(problems) or "acknowledged, decided and referred on time")
     child = s.get(Child, concern.child_id) if concern.child_id else None
     age = age_on(child.date_of_birth, concern.created_at.date()) if child else None
+    out["clear_language"] = _clear_language(concern, bodies, age)
+    return out
+
+
+def _clear_language(concern: Concern, bodies: list, age: int | None) -> dict:
+    """The referrer's account and the DSL team's written record, as the clear-language check
+    sees them when they are written (flows.wording_record): the child's own words and
+    anything quoted are never counted. The reason gives counts and kinds, never the words."""
     texts = [concern.account, concern.worry_history, concern.action_taken]
     for e, b in bodies:
-        if e.kind in ("note", "discussion", "action", "decision", "outcome"):
-            texts += [b.get("text"), b.get("reasons"), b.get("shared_text")]
-    hints = sum(len(wording.check(t or "", child_age=age)) for t in texts)
-    out["clear_language"] = _item(hints == 0, "no vague or euphemistic wording found" if hints == 0 else
-                                  f"{hints} vague or euphemistic phrase(s) found by the wording check")
-    return out
+        texts += wording_record.stored_texts(e.kind, b)
+    found = [h for t in texts for h in wording.check(t or "", child_age=age)]
+    if not found:
+        return _item(True, "no vague or euphemistic wording found")
+    kinds = ", ".join(sorted({h.kind for h in found}))
+    return _item(False, f"{len(found)} vague or euphemistic phrase(s) found by the wording check ({kinds})")
 
 
 def _item(ok: bool, why: str) -> dict:

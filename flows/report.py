@@ -200,7 +200,7 @@ def wording_hints(store: Store, referrer_id: int, raw: dict) -> dict[str, list]:
         value = raw.get("child") or ""
         if value.startswith(CHILD_PREFIX):
             age = child_age(_child_in_school(s, school, value), date.today())
-    texts = {k: raw.get(k) or "" for k in ("account", "child_words", "worry_history", "action_taken")}
+    texts = {k: raw.get(k) or "" for k in ("account", "worry_history", "action_taken")}  # never the child's words
     return {k: v for k, v in wording.check_fields(texts, child_age=age).items() if v}
 
 

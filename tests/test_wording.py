@@ -1,5 +1,6 @@
-"""Clear-language check: the phrase list is data, and every entry is proved against its own
-vague example and its clear rewrite."""
+"""Clear-language check: the rules are data, each proved against its own examples and clear
+sentences; the analyser finds phrases by word class, not by a list of phrases, and never
+judges quoted words or the child's own words."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from flows.wording import WordingHint, check, check_fields, compile_pattern, entries
+from flows import wording_rules
+from flows.wording import VERBATIM_FIELDS, WordingHint, check, check_fields, rules
+from flows.wording_text import quoted_spans, tokenize
 
-ENTRIES = entries()
-IDS = [e.pattern[:40] for e in ENTRIES]
+RULES = rules()
+IDS = [r.id for r in RULES]
+KINDS = {"minimising", "label", "conclusion", "agentless", "blaming", "sexual", "vague"}
 
 FACTUAL = [
     "At 10.20am in the Year 4 classroom, Jamie (8) said: 'My dad punched me in the tummy last night.'",
@@ -20,28 +24,41 @@ FACTUAL = [
     "The school nurse thoroughly cleaned the graze on his knee; the firefighters visited in the afternoon.",
     "She has attended 61% of sessions this term and was collected by an unknown adult twice.",
     "He smells of cigarette smoke; he was lying on the floor of the cloakroom when I found him.",
+    "Mum said she was hit by her brother.",
+    "I noticed a 3 cm bruise on his right shin.",
+    "Telling them could place the child at greater risk.",
+    "Second sign of neglect; monitor daily and re-assess in two weeks.",
 ]
 
 
-def test_the_list_is_substantial():
-    assert len(ENTRIES) >= 30
+def test_the_rules_are_substantial_and_cover_every_kind():
+    assert len(RULES) >= 40
+    assert {r.kind for r in RULES} == KINDS
+    assert len(IDS) == len(set(IDS))
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
-def test_each_entry_catches_its_own_example(entry):
-    age = entry.only_under_age - 1 if entry.only_under_age else None
-    hints = check(entry.example, child_age=age)
-    ours = [h for h in hints if entry.regex.fullmatch(h.phrase)]
-    assert ours, f"{entry.pattern!r} did not catch {entry.example!r}"
-    h = ours[0]
-    assert entry.example[h.start:h.end] == h.phrase
-    assert h.prompt == entry.prompt
+@pytest.mark.parametrize("rule", RULES, ids=IDS)
+def test_each_rule_catches_its_own_examples(rule):
+    age = rule.only_under_age - 1 if rule.only_under_age else None
+    assert rule.examples, f"{rule.id} has no example"
+    lex, _ = wording_rules.load()
+    for example in rule.examples:
+        # The rule itself matches (a longer overlapping match of another rule may be the one shown).
+        assert wording_rules.find(wording_rules.Encoded(tokenize(example), lex), (rule,), age), \
+            f"{rule.id} did not catch {example!r}"
+        hints = check(example, child_age=age)
+        assert hints
+        for h in hints:
+            if h.rule == rule.id:
+                assert example[h.start:h.end] == h.phrase and h.prompt == rule.prompt_for(age)
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
-def test_no_entry_fires_on_the_clear_rewrite(entry):
-    # The strictest setting: age unknown, so age-limited entries are live too.
-    assert check(entry.clear) == [], entry.clear
+@pytest.mark.parametrize("rule", RULES, ids=IDS)
+def test_no_rule_fires_on_the_clear_sentences(rule):
+    # The strictest setting: age unknown, so age-limited rules are live too.
+    assert rule.clear, f"{rule.id} has no clear sentence"
+    for sentence in rule.clear:
+        assert check(sentence) == [], sentence
 
 
 @pytest.mark.parametrize("sentence", FACTUAL)
@@ -50,13 +67,26 @@ def test_clear_factual_sentences_get_no_hints(sentence):
     assert check(sentence, child_age=7) == []
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
-def test_entries_are_well_formed(entry):
-    assert entry.prompt.strip() and entry.example.strip() and entry.clear.strip()
-    assert entry.regex.search("") is None  # a pattern matching nothing would give empty hints
-    # A space inside [...] would not be turned into "any whitespace" sensibly; use (-| ).
-    assert not re.search(r"\[[^\]]* [^\]]*\]", entry.pattern), entry.pattern
-    assert entry.only_under_age is None or (isinstance(entry.only_under_age, int) and entry.only_under_age > 0)
+@pytest.mark.parametrize("rule", RULES, ids=IDS)
+def test_rules_are_well_formed(rule):
+    assert rule.kind in KINDS
+    for text in (rule.why, rule.instead):
+        assert text.strip() and text.rstrip()[-1] in ".?" and "\n" not in text
+    assert rule.only_under_age is None or (isinstance(rule.only_under_age, int) and rule.only_under_age > 0)
+    assert check("") == [] and rule.regex.search("") is None  # a pattern matching nothing would give empty hints
+
+
+def test_a_bad_rules_file_is_refused_with_its_place(tmp_path):
+    base = ('[words]\nINJURY = ["mark"]\n[[rules]]\nid = "x"\nkind = "label"\nwhy = "w."\ninstead = "i."\n')
+    for pattern, message in [("NOPE mark", "unknown word class NOPE"), ("( mark", "missing \\)"),
+                             ("mark {", "cannot read the pattern")]:
+        path = tmp_path / "w.toml"
+        path.write_text(base + f'pattern = "{pattern}"\n')
+        with pytest.raises(ValueError, match=rf"w\.toml rule 1 \('x'\):.*{message}"):
+            wording_rules.load.__wrapped__(path)
+    path.write_text('[words]\nW = ["x"]\n[[rules]]\n')
+    with pytest.raises(ValueError, match="word class name 'W'"):
+        wording_rules.load.__wrapped__(path)
 
 
 REQUIRED = [
@@ -67,6 +97,11 @@ REQUIRED = [
     "inappropriate relationship", "boyfriend", "disclosed something", "alleged", "unkempt", "smelly",
     "chastised", "lovebites", "love bites", "hickey", "consensual", "promiscuous",
     "putting themselves at risk", "sexting", "self-harming behaviour", "fight",
+    # the language families the check is built around
+    "just a small mark", "only a little bruise", "a bit of a scratch", "a difficult home situation",
+    "concerning behaviour", "sexualised behaviour", "was abused", "neglected", "a liar", "attention-seeking",
+    "marks were noticed", "was hit", "injuries were sustained", "chose to go with him",
+    "in a relationship with a 14-year-old", "put herself at risk", "child prostitute",
 ]
 
 
@@ -78,18 +113,17 @@ def test_required_phrases_are_caught_whole(phrase):
     assert hints[0].start == 6 and hints[0].end == 6 + len(phrase)
 
 
-@pytest.mark.parametrize("text", [
-    "He thoroughly handled the equipment.",    # "roughly" inside "thoroughly"
-    "The firefighters came in.",               # "fight" inside "firefighters"
-    "A sextant was used in the lesson.",       # "sext" inside "sextant"
-    "The alleyway was closed.",
-    "Unusual weather today.",                  # "usual" inside "unusual", no "as"/"the"
-    "He smacked his lips.",
+@pytest.mark.parametrize("text,found", [
+    ("He thoroughly handled the equipment.", []),     # "roughly" inside "thoroughly"
+    ("The firefighters came in.", []),                # "fight" inside "firefighters"
+    ("A sextant was used in the lesson.", []),        # "sext" inside "sextant"
+    ("The alleyway was closed.", []),
+    ("Unusual weather today.", []),                   # "usual" inside "unusual", no "as"/"the"
+    ("He smacked his lips.", ["smacked"]),            # the word itself is a soft word for a blow
+    ("He said his mum smacks him on the face most days.", []),  # ... unless where it landed is said
 ])
-def test_word_boundaries(text):
-    hints = check(text)
-    # Only "smacked" is a whole word of interest; the rest must give nothing.
-    assert [h.phrase for h in hints] == (["smacked"] if "smacked" in text else [])
+def test_whole_words_only(text, found):
+    assert [h.phrase for h in check(text)] == found
 
 
 def test_case_and_line_breaks_do_not_hide_a_phrase():
@@ -98,18 +132,24 @@ def test_case_and_line_breaks_do_not_hide_a_phrase():
     assert h.phrase == "INAPPROPRIATE\n   touching" and text[h.start:h.end] == h.phrase
 
 
-@pytest.mark.parametrize("text", ["They had sex.", "It was sexual activity.", "It was consensual.",
-                                  "She mentioned her boyfriend.", "A sexual relationship."])
-def test_age_limited_entries(text):
+@pytest.mark.parametrize("text,rule", [("They had sex.", "u13-had-sex"), ("It was consensual.", "u13-consent"),
+                                       ("She mentioned her boyfriend.", "u13-boyfriend"),
+                                       ("He is dating a girl in Year 6.", "u13-sexual-relationship")])
+def test_age_limited_rules(text, rule):
     under = check(text, child_age=12)
-    assert len(under) == 1 and not under[0].prompt.startswith("If the child")
+    assert [h.rule for h in under] == [rule] and not under[0].prompt.startswith("If the child")
     assert check(text, child_age=13) == []
     assert check(text, child_age=16) == []
     unknown = check(text)
     assert len(unknown) == 1 and unknown[0].prompt == f"If the child is under 13: {under[0].prompt}"
 
 
-def test_entries_without_an_age_limit_apply_at_any_age():
+def test_sexual_activity_is_a_label_at_any_age_and_abuse_under_13():
+    assert [h.rule for h in check("It was sexual activity.", child_age=12)] == ["u13-sexual-activity"]
+    assert [h.rule for h in check("It was sexual activity.", child_age=15)] == ["label-adjective"]
+
+
+def test_rules_without_an_age_limit_apply_at_any_age():
     for age in (None, 4, 12, 13, 17):
         assert [h.phrase for h in check("She was roughly handled.", child_age=age)] == ["roughly handled"]
 
@@ -117,12 +157,83 @@ def test_entries_without_an_age_limit_apply_at_any_age():
 def test_overlapping_matches_keep_the_longest_and_hints_are_sorted():
     text = "As usual she seemed a bit upset; family issues at home; then a fight."
     hints = check(text)
-    assert [h.phrase for h in hints] == ["As usual", "seemed a bit upset", "family issues", "fight"]
+    assert [h.phrase for h in hints] == ["As usual", "seemed a bit upset", "family issues", "a fight"]
     assert all(a.end <= b.start for a, b in zip(hints, hints[1:]))
 
 
-def test_check_fields():
-    result = check_fields({"what_happened": "Something happened at lunch.", "child_said": "'He hit me.'",
+def test_each_hint_says_why_and_what_to_write_instead():
+    [h] = check("There was just a small mark on his arm.")
+    assert h.phrase == "just a small mark" and h.kind == "minimising"
+    assert h.prompt == f"{h.why} {h.instead}" and "size" in h.instead and "colour" in h.instead
+
+
+# --- grammar, not a phrase list --------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "She was hit.", "He was kicked in the playground.", "She has been touched.", "The baby was shaken.",
+    "He keeps getting hurt.", "She was grabbed by the arm.",     # "by the arm" names no one
+])
+def test_passive_harm_without_an_agent_is_pointed_out(text):
+    assert [h.kind for h in check(text)] == ["agentless"]
+
+
+@pytest.mark.parametrize("text", [
+    "Mum said she was hit by her brother.", "She was pushed off the climbing frame by Ava.",
+    "He was bitten by the family dog on his hand.", "She was not hurt.", "He wasn't hit, he said.",
+    "No marks were seen on his arms.", "She denied being hit.",
+])
+def test_an_agent_or_a_negation_clears_the_passive(text):
+    assert check(text) == []
+
+
+@pytest.mark.parametrize("text", ["Marks were noticed on her neck.", "Bruising observed on both legs.",
+                                  "Injuries were sustained at the weekend.", "A burn was found on his hand."])
+def test_harm_seen_or_sustained_by_nobody_is_pointed_out(text):
+    assert [h.kind for h in check(text)] == ["agentless"]
+
+
+def test_a_measured_mark_is_not_small_talk():
+    assert [h.rule for h in check("A small bruise on his arm.")] == ["vague-size-injury"]
+    assert check("A small bruise, about 1 cm, blue, on his left forearm.") == []
+    assert [h.rule for h in check("Just a small bruise, about 1 cm.")] == ["minimised-injury"]  # "just" still plays it down
+
+
+@pytest.mark.parametrize("text", ["Concerning behaviour: he pulled down a Year 2 boy's trousers in the toilets.",
+                                  "Sexualised behaviour (he simulated sex with a doll in the home corner)."])
+def test_a_label_followed_by_its_description_is_not_pointed_out(text):
+    assert check(text) == []
+
+
+# --- quotation marks and the child's own words -------------------------------------------------
+
+QUOTES = [('"', '"'), ("“", "”"), ("'", "'"), ("‘", "’"), ("’", "’"), ("«", "»")]
+
+
+@pytest.mark.parametrize("open_,close", QUOTES)
+@pytest.mark.parametrize("words", ["He said it was just a little smack.", "I was hit.", "She is a liar and a slag.",
+                                   "We were only messing about.", "Mum says I'm attention-seeking."])
+def test_quoted_words_are_never_judged(open_, close, words):
+    assert check(words), words  # unquoted, each is pointed out
+    text = f"At 10am she said {open_}{words}{close} and cried."
+    assert check(text) == []
+    assert check(f"{text} Marks were noticed on her neck.")[0].phrase == "Marks were noticed"
+
+
+def test_an_unclosed_quotation_runs_to_the_end_of_its_line():
+    text = "She said 'he hit me, it was just a smack\nMarks were noticed on her arm."
+    assert [h.phrase for h in check(text)] == ["Marks were noticed"]
+
+
+def test_apostrophes_are_not_quotation_marks():
+    text = "The boys' toilets were empty; Mum's friend said she has been hit and it isn't the first time."
+    assert [h.phrase for h in check(text)] == ["has been hit"]
+    assert quoted_spans(text) == []
+    assert [t.norm for t in tokenize("isn't she's can't")] == ["is", "n't", "she", "'s", "can", "n't"]
+
+
+def test_check_fields_never_checks_the_childs_words():
+    assert "child_words" in VERBATIM_FIELDS
+    result = check_fields({"what_happened": "Something happened at lunch.", "child_words": "It was just a smack, I was hit",
                            "views": "", "worried_since": None, "action": "They had sex"}, child_age=10)
     assert set(result) == {"what_happened", "action"}
     assert [h.phrase for h in result["what_happened"]] == ["Something happened"]
@@ -132,26 +243,34 @@ def test_check_fields():
 
 def test_the_check_never_blocks():
     # It returns hints; it never raises, whatever the text, and leaves the text alone.
-    everything = " ".join(e.example for e in ENTRIES)
+    everything = " ".join(e for r in RULES for e in r.examples)
     hints = check(everything)
-    assert len(hints) >= len(ENTRIES)
+    assert len(hints) >= len(RULES)
     assert all(isinstance(h, WordingHint) for h in hints)
-    assert check("") == [] and check("   \n") == []
-    assert len(check("the usual " * 20000)) == 20000
+    assert check("") == [] and check("   \n") == [] and check("''\"“") == []
+    assert len(check("the usual " * 2000)) == 2000
 
 
-def test_compile_pattern_is_whole_word_and_whitespace_tolerant():
-    rx = compile_pattern("rough(ly)? handl(ed|ing)")
-    assert rx.search("roughly  handled") and rx.search("Rough\thandling")
-    assert not rx.search("thoroughly handled") and not rx.search("roughly handledness")
+def test_pattern_language():
+    names = frozenset({"INJURY", "BODY"})
+    rx = re.compile(wording_rules.compile_pattern("( just | only ) a? INJURY", names))
+    lex = wording_rules.Lexicon(words={"mark": frozenset({"INJURY"})}, prefixes=(("bruis", "INJURY"),), suffixes=(),
+                                names=names)
+    def hit(text):
+        return bool(rx.search(wording_rules.Encoded(tokenize(text), lex).text))
+    assert hit("just a mark") and hit("Only bruising") and hit("only a bruise")
+    assert not hit("just an arm") and not hit("a mark")
+    with pytest.raises(ValueError, match="unknown word class"):
+        wording_rules.compile_pattern("NOPE", names)
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=300), words=st.lists(st.sampled_from(REQUIRED + ["the", "and", "x"]), max_size=8),
+@given(text=st.text(max_size=300), words=st.lists(st.sampled_from(REQUIRED + ["the", "and", "x", "'", "“"]), max_size=8),
        age=st.one_of(st.none(), st.integers(min_value=0, max_value=18)))
 def test_hints_are_true_spans_sorted_and_disjoint(text, words, age):
     text = text + " " + " ".join(words)
     hints = check(text, child_age=age)
     for h in hints:
         assert text[h.start:h.end] == h.phrase and h.phrase and h.prompt
+        assert not any(qs <= h.start < qe for qs, qe in quoted_spans(text))
     assert all(a.end <= b.start for a, b in zip(hints, hints[1:]))
