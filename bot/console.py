@@ -318,8 +318,7 @@ class Console:
             elif action == "worried":
                 out = followup.still_worried(self.store, self.person.id, r.concern_id,
                                              self.ask("What worries you now? (optional) > "))
-                who = "the safeguarding team and the headteacher" if out["to_head"] else "the safeguarding team"
-                self.say(f"Escalated: {who} have been alerted.")
+                self.say(f"Escalated: {out['told']}.")
         except FlowError as exc:
             self.say("Not recorded: " + str(exc))
 

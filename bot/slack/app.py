@@ -485,7 +485,7 @@ class SlackHandlers:
         dsl = queries.is_dsl_team(self.store, pid)
         return {"name": name, "reports": queries.my_reports(self.store, pid),
                 "queue": queries.dsl_queue(self.store, pid) if dsl else None,
-                "figures": analytics.headline(self.store, school_id) if dsl and school_id else None}
+                "figures": analytics.headline(self.store, school_id, viewer_id=pid) if dsl and school_id else None}
 
     async def publish_home(self, client, body: dict, user_id: str) -> None:
         pid = await self.directory.person_id(client, _team(body) or body.get("team_id"), user_id)
@@ -637,9 +637,8 @@ def build_app(settings, store: Store) -> AsyncApp:
         await h.one_click(ack, body, client, notices.STILL_WORRIED,
                           lambda pid, v: followup.still_worried(store, pid, v["concern_id"]),
                           "You are still worried: the team has been told",
-                          lambda out: f"{out['reference']}: the safeguarding team"
-                                      f"{' and the headteacher' if out.get('to_head') else ''} have been alerted "
-                                      "that you are still worried. If a child is in immediate danger, call 999.")
+                          lambda out: f"{out['reference']}: {out['told']} that you are still worried. "
+                                      "If a child is in immediate danger, call 999.")
 
     @app.action(notices.REQUEST_UPDATE)
     async def on_request_update(ack, body, client):

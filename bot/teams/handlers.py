@@ -648,9 +648,8 @@ class TeamsHandlers:
         cid = self._cid(data)
 
         def done(out) -> Reply:
-            who = "the safeguarding team" + (" and the headteacher" if out.get("to_head") else "")
             return Reply(cards.message("You are still worried: the team has been told",
-                                       [f"{out['reference']}: {who} have been alerted that you are still worried.",
+                                       [f"{out['reference']}: {out['told']} that you are still worried.",
                                         "If a child is in immediate danger, call 999."],
                                        fallback="The safeguarding team has been told"))
 
