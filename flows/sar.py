@@ -260,7 +260,7 @@ def person_export(store: Store, actor_id: int, email: str, *, now: datetime | No
                                 for r in s.exec(select(QaReview).where(QaReview.reviewer_id == subject.id))],
             "audit": audit,
         }
-        sorter.finish(doc, "made a subject access export about someone this concern names", now)
+        sorter.finish(doc, f"made a subject access export about {subject.email}, which this concern is part of", now)
         chain.audit(s, "sar.exported", actor_id=me.id, school_id=subject.school_id, at=now,
                     details={"subject": "person", "person_id": subject.id,
                              "for_dpo_review": len(doc["for_dpo_review"])})

@@ -58,9 +58,9 @@ def identify_form() -> Form:
         ))
 
 
-def identify_from_form(store: Store, actor_id: int, concern_id: int, raw: dict, *,
-                       now: datetime | None = None) -> dict:
-    """The form's answers (any transport) -> ``identify_subject``; FormErrors per field."""
+def validate_form(store: Store, actor_id: int, concern_id: int, raw: dict) -> tuple[int | None, str]:
+    """Check the form's answers without saving: (the person chosen or None, the reason), or
+    FormErrors per field. The person must be on the concern's school's staff list."""
     values = clean(identify_form(), raw)
     person_id = None
     if values["outcome"] == ON_LIST:
@@ -72,7 +72,27 @@ def identify_from_form(store: Store, actor_id: int, concern_id: int, raw: dict, 
         if person_id is None:
             raise FormErrors({"subject": "Choose the person from the staff list (search by name), or answer "
                                          "that they are not on it."})
-    return identify_subject(store, actor_id, concern_id, person_id, values["reason"], now=now)
+        with store.session() as s:
+            _, concern = require_handler(s, actor_id, concern_id)
+            _staff_member(s, s.get(School, concern.school_id), person_id)
+    return person_id, values["reason"]
+
+
+def identify_from_form(store: Store, actor_id: int, concern_id: int, raw: dict, *,
+                       now: datetime | None = None) -> dict:
+    """The form's answers (any transport) -> ``identify_subject``; FormErrors per field."""
+    person_id, reason = validate_form(store, actor_id, concern_id, raw)
+    return identify_subject(store, actor_id, concern_id, person_id, reason, now=now)
+
+
+def pending(store: Store, actor_id: int, concern_id: int) -> dict:
+    """What the "Identify the adult" form shows: the reference and the name as the referrer
+    typed it. Refused unless the actor may decide now (its routed recipient, still unresolved)."""
+    with store.session() as s:
+        _, concern = require_handler(s, actor_id, concern_id)
+        if not subject_unresolved(concern):
+            raise Conflict(f"Who {concern.reference} is about has already been recorded.")
+        return {"concern_id": concern.id, "reference": concern.reference, "typed": concern.subject_name or ""}
 
 
 def may_identify(store: Store, actor_id: int, concern_id: int) -> bool:
@@ -128,6 +148,17 @@ def identify_subject(store: Store, actor_id: int, concern_id: int, person_id: in
         schedule.on_event(s, concern, "activity", now)
         return {"reference": concern.reference, "identified": concern.subject_name if adult is not None else None,
                 "still_yours": may_handle(s, person.id, concern), "added": added}
+
+
+def outcome_line(out: dict) -> str:
+    """What the decider is told, in every transport."""
+    if out["identified"] is None:
+        return (f"{out['reference']}: recorded as about someone not on the staff list. The safeguarding team can "
+                "now see it.")
+    line = f"{out['reference']}: recorded as about {out['identified']}, who will never see it."
+    if not out["still_yours"]:
+        line += " You can no longer open it: it has gone to the people who handle concerns about you."
+    return line + " The safeguarding team can now see it."
 
 
 def _staff_member(s: Session, school: School, person_id: int) -> Person:

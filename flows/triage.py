@@ -1,23 +1,21 @@
-"""What the DSL (or the routed recipient) does with a concern: acknowledge, open the record,
-ask the referrer, note, decide with reasons, refer, share an outcome, close."""
+"""What the DSL (or the routed recipient) does with a concern: acknowledge, open the record
+(flows/record.py), ask the referrer, note, decide with reasons, refer, share an outcome, close.
+Saying who a typed adult's name means is flows/subject.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
 from storage import chain
 from storage.db import Store
-from storage.models import (DSL_TEAM, Child, ChronologyEntry, Concern, ConcernStatus, EntryKind, Person, School,
-                            utcnow)
+from storage.models import DSL_TEAM, Child, ChronologyEntry, Concern, ConcernStatus, EntryKind, School, utcnow
 from storage.people import people_with_roles
 
-from . import notices, schedule, taxonomy
-from .access import actor, concern_for, require_handler, require_referrer, told
+from . import notices, schedule
+from .access import require_handler, require_referrer, told
 from .errors import Conflict, FormErrors
 from .forms import Choice, Field, Form, Kind, clean
 from .record import EntryView, RecordView, _person_name, open_record  # noqa: F401 (the transports' names)

@@ -3,6 +3,7 @@ who hold that concern are told, so that nothing is lost and nothing shows the ma
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlmodel import Session
@@ -26,7 +27,7 @@ def tell_holders(s: Session, withheld: list[Concern], *, actor_id: int, what: st
                    if p != actor_id and may_handle(s, p, c)]
         for pid in holders:
             notices.enqueue(s, at=now, kind="left_without", recipient_id=pid,
-                            dedupe_key=f"left-without:{c.id}:{pid}:{now.isoformat()}",
+                            dedupe_key=f"left-without:{c.id}:{pid}:{uuid.uuid4().hex}",  # each export is news
                             payload={"concern_id": c.id, "reference": c.reference,
                                      "title": "An export left out a concern you hold",
                                      "text": f"An export left out {c.reference}",
