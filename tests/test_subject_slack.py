@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 from sqlmodel import select
@@ -117,3 +118,18 @@ def test_typed_adult_reaches_the_head_only_and_the_head_identifies_them(env):
     # Now the deputy may see it; the DSL it is about still may not.
     assert concern.reference in json.dumps(_home(env, "deputy", "EvS2"))
     assert concern.reference not in json.dumps(_home(env, "dsl", "EvS3"))
+
+
+@pytest.mark.parametrize("typed", ["Dana Shah", "Mrs N. Shah", "D Shah", "Dana Shar", "dsl@s.test", "DANA SHAH",
+                                   "  Dana    Shah  "])
+def test_no_spelling_puts_it_in_the_dsls_app_home_or_dms(env, typed):
+    from flows import report
+
+    w = env.world
+    r = report.submit(env.store, w.teacher, slack_raw(w, about_adult="staff", subject=typed))
+    env.deliver()
+    assert sent_to(env, env.user("dsl")) == [] and sent_to(env, env.user("deputy")) == []
+    for key in ("dsl", "deputy"):
+        home = _home(env, key, "Ev" + uuid.uuid4().hex[:10])
+        assert r.reference not in json.dumps(home) and _figures(home)["Open concerns"] == "0"
+    assert r.reference in json.dumps(sent_to(env, env.user("head"))[0].args)
