@@ -32,8 +32,8 @@ access rule (flows/access.py), decided per concern by :func:`disclosure`:
      police or the LADO; ask them before disclosing anything;
    - ``serious_harm`` (sch. 3 parts 3 and 4, social work and education data): withhold what
      would be likely to cause serious harm to the physical or mental health of anyone;
-   - ``child_abuse_data`` (sch. 3 para. 21, a pupil's export asked for by a parent): withhold
-     what it is not in the child's best interests for the parent to see.
+   - ``child_abuse_data`` (sch. 3 para. 21, a pupil's export asked for by a parent; not in
+     Scotland): withhold what it is not in the child's best interests for the parent to see.
 
    Each item says ``"disclose": false``: nothing of it goes out before the DPO records a decision.
 3. **Included** as any other record when both may handle it (a headteacher's own export of the
