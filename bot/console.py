@@ -12,6 +12,9 @@ from typing import Any, Callable
 from sqlalchemy.exc import DBAPIError
 
 from flows import followup, notices, queries, report, triage
+
+from . import console_desk
+from .console_desk import year_label
 from flows.errors import FlowError, FormErrors
 from flows.forms import Field, Form, Kind
 from storage.db import Store
@@ -130,14 +133,15 @@ class Console:
 
     # -- forms --------------------------------------------------------------------------
     def fill(self, form: Form, validate: Callable[[dict], Any], *, values: dict | None = None,
-             on_answer: Callable[[Field, Any], None] | None = None) -> dict:
-        """Ask every visible field, validate through the flow, re-ask only the fields in error."""
+             on_answer: Callable[[Field, Any], None] | None = None, staff_only: bool = False) -> dict:
+        """Ask every visible field, validate through the flow, re-ask only the fields in error.
+        ``staff_only``: a person must be chosen from the staff list (no name as typed)."""
         values = dict(values or {})
         pending = [f.name for f in form.fields]
         while True:
             for f in form.fields:
                 if f.name in pending and f.visible(values):
-                    values[f.name] = self.ask_field(f)
+                    values[f.name] = self.ask_field(f, staff_only=staff_only)
                     if on_answer:
                         on_answer(f, values[f.name])
             try:
@@ -151,7 +155,7 @@ class Console:
                     self.say(f"• {label}: {msg}", indent="  ")
                 pending = list(exc.errors)
 
-    def ask_field(self, f: Field) -> Any:
+    def ask_field(self, f: Field, *, staff_only: bool = False) -> Any:
         self.say()
         self.say(f.label + ("" if f.required else " (optional)"))
         if f.help:
@@ -178,7 +182,7 @@ class Console:
         if f.kind == Kind.child:
             return self.pick_child()
         if f.kind == Kind.person:
-            return self.pick_staff()
+            return self.pick_staff(typed_ok=not staff_only)
         if f.kind == Kind.longtext:
             return self.ask("  > ")
         if f.kind == Kind.datetime:
@@ -207,7 +211,7 @@ class Console:
             if self.ask("  Use the name as typed (the DSL will match it)? [y/n] ").lower().startswith("y"):
                 return q
 
-    def pick_staff(self) -> str:
+    def pick_staff(self, *, typed_ok: bool = True) -> str:
         while True:
             q = self.ask("  Search the staff list by name: ")
             if len(q) < 2:
@@ -221,7 +225,7 @@ class Console:
                     return choice
             else:
                 self.say("  Nobody on the staff list matches.")
-            if self.ask("  Not on the staff list: use the name as typed? [y/n] ").lower().startswith("y"):
+            if typed_ok and self.ask("  Not on the staff list: use the name as typed? [y/n] ").lower().startswith("y"):
                 return q
 
     # -- report ---------------------------------------------------------------------------
@@ -238,7 +242,10 @@ class Console:
         values = self.fill(form, lambda v: report.validate(self.store, self.person.id, v), on_answer=first_things_first)
         values = self.clear_language(form, values)
         self.heading("Check and send")
-        self.say("Your concern will go privately to the safeguarding team.")
+        typed_adult = values.get("about_adult") not in (None, "no") and \
+            not str(values.get("subject") or "").startswith(report.STAFF_PREFIX)
+        self.say("Your concern will go privately to the headteacher, who decides who it is about (you typed the "
+                 "adult's name)." if typed_adult else "Your concern will go privately to the safeguarding team.")
         if not self.ask("Send it now? [y/n] ").lower().startswith("y"):
             self.say("Not sent. Nothing has been saved.")
             return
@@ -318,176 +325,16 @@ class Console:
             elif action == "worried":
                 out = followup.still_worried(self.store, self.person.id, r.concern_id,
                                              self.ask("What worries you now? (optional) > "))
-                who = "the safeguarding team and the headteacher" if out["to_head"] else "the safeguarding team"
-                self.say(f"Escalated: {who} have been alerted.")
+                self.say(f"Escalated: {out['told']}.")
         except FlowError as exc:
             self.say("Not recorded: " + str(exc))
 
-    # -- DSL side -------------------------------------------------------------------------
+    # -- the handler's side (bot/console_desk.py) -----------------------------------------
     def child_file(self) -> None:
-        from flows import chronology
-
-        self.heading("A child's file")
-        child = self.pick_child()
-        if not child.startswith(report.CHILD_PREFIX):
-            self.say("Only a pupil on the roll has a file. Match typed names from the concern first.")
-            return
-        try:
-            cf = chronology.child_file(self.store, self.person.id, int(child[len(report.CHILD_PREFIX):]),
-                                       via="terminal")
-        except FlowError as exc:
-            self.say(str(exc))
-            return
-        for line in cf.lines():
-            self.say(line)
+        console_desk.child_file(self)
 
     def queue(self) -> None:
-        q = queries.dsl_queue(self.store, self.person.id)
-        self.heading("Safeguarding queue")
-        items = [(str(i.concern_id), f"{i.reference}  {'URGENT ' if i.urgent else ''}"
-                                     f"{'awaiting acknowledgement' if i.handler_id is None else i.status + ', handled by ' + (i.handler_name or '?')}"
-                                     f"{'  OVERDUE' if i.overdue else ''}") for i in q.awaiting_ack + q.open]
-        if not items:
-            self.say("Nothing open.")
-            return
-        choice = self.choose("Choose a concern:", items)
-        if choice:
-            self.concern_menu(int(choice))
-
-    def concern_menu(self, concern_id: int) -> None:
-        actions = [("ack", "Acknowledge and take ownership"), ("open", "Open the record (recorded)"),
-                   ("ask", "Ask the referrer for more information"), ("note", "Add a note, discussion or action"),
-                   ("decide", "Record a decision (with reasons)"), ("step", "Record a social care step"),
-                   ("share", "Share an outcome with the referrer"), ("challenge", "Record a professional challenge"),
-                   ("close", "Close with an outcome summary")]
-        while True:
-            self.heading("Concern")
-            action = self.choose("Choose:", actions)
-            if action is None:
-                return
-            try:
-                self.concern_action(concern_id, action)
-            except FormErrors as exc:
-                self.say("Not recorded:")
-                for name, msg in exc.errors.items():
-                    self.say(f"• {name}: {msg}", indent="  ")
-            except FlowError as exc:
-                self.say("Not recorded: " + str(exc))
-
-    def concern_action(self, cid: int, action: str) -> None:
-        st, me = self.store, self.person.id
-        if action == "ack":
-            r = triage.acknowledge(st, me, cid)
-            self.say(f"Already acknowledged by {r['acknowledged_by']}." if r["already"]
-                     else f"{r['reference']} is yours. The rest of the team can see that.")
-        elif action == "open":
-            self.show_record(triage.open_record(st, me, cid, via="terminal"))
-        elif action == "ask":
-            triage.ask_referrer(st, me, cid, self.ask("Question for the referrer > "))
-            self.say("Sent privately to the referrer; the question is in the record.")
-        elif action == "note":
-            kind = self.choose("Which?", [("note", "Note"), ("discussion", "Discussion"), ("action", "Action")])
-            if kind:
-                text = self.ask("What was noted / discussed / done? > ")
-                who = self.ask("Who took part? > ") if kind == "discussion" else None
-                triage.add_entry(st, me, cid, kind, text, participants=who)
-                self.say("Added to the record.")
-        elif action == "decide":
-            form = triage.decision_form()
-            self.heading(form.title)
-            self.say(form.intro)
-            values = self.fill(form, lambda v: _validate_only(form, v))
-            out = triage.record_decision(st, me, cid, values)
-            self.say(f"Decision recorded. Review date: {out['review_date']:%d %b %Y}.")
-        elif action == "step":
-            step = self.choose("Which step?", list(triage.STEP_LABELS.items()))
-            if step:
-                when = self.ask("When? (e.g. 26/11/2026 10:00, or 'now') > ")
-                from flows.forms import _parse_datetime
-                at = datetime.now(timezone.utc) if when.lower() == "now" else _parse_datetime(when, timezone.utc)
-                triage.record_social_care_step(st, me, cid, step, at, self.ask("Note (optional) > "))
-                self.say("Recorded.")
-        elif action == "share":
-            triage.share_outcome(st, me, cid, self.ask("What should the referrer be told? > "))
-            self.say("Shared with the referrer.")
-        elif action == "challenge":
-            stage = self.choose("Stage:", [(str(k), v) for k, v in followup.CHALLENGE_STAGES.items()])
-            if stage:
-                on = self.ask("Date (e.g. 01/12/2026) > ")
-                from flows.forms import _parse_date
-                followup.record_challenge(st, me, cid, stage=int(stage), on=_parse_date(on),
-                                          with_whom=self.ask("Raised with (name and role) > "),
-                                          note=self.ask("What was challenged and why? > "))
-                self.say("Challenge recorded.")
-        elif action == "close":
-            triage.close(st, me, cid, self.ask("Outcome summary: how it was followed up and resolved > "))
-            self.say("Closed.")
-
-    def show_record(self, v: triage.RecordView) -> None:
-        self.heading(f"{v.reference} — {'URGENT — ' if v.urgent else ''}{v.status}")
-        d = v.details
-        rows = [("Child", v.child_name + (f" ({year_label(v.child_year)})" if v.child_year else "")),
-                ("Raised by", v.referrer), ("Handler", v.handler or "nobody yet"),
-                ("Categories", ", ".join(v.categories)),
-                ("When", d["occurred_at"].strftime("%d %b %Y %H:%M") if d["occurred_at"] else "?"),
-                ("Where", d["location"]), ("What happened", d["account"]),
-                ("Child's words", d["child_words"] or "(none recorded)"),
-                ("Child's views", d["child_views"] or "(none recorded)"),
-                ("Worried since", d["worry_history"]), ("Others involved", d["others_involved"]),
-                ("Action taken", d["action_taken"])]
-        if d["about_adult"]:
-            rows.append(("About an adult", f"{d['about_adult']}: {d['subject_name']}"))
-        for label, value in rows:
-            if value:
-                self.say(f"{label}: {value}")
-        h = v.history
-        self.heading("Wider history")
-        for flag in h.flags:
-            self.say(f"⚑ {flag}")
-        for label, items in (("Earlier concerns", h.earlier), ("Siblings' concerns", h.siblings)):
-            self.say(f"{label}: " + ("none" if not items else ""))
-            for p in items:
-                who = f" ({p.child_name})" if p.child_name else ""
-                self.say(f"{p.reference}{who} {p.created_at:%d %b %Y} {', '.join(p.categories)} — "
-                         f"{p.status}{', ' + p.decision if p.decision else ''}", indent="   ")
-        self.heading("Chronology")
-        for e in v.entries:
-            summary = "; ".join(f"{k}: {val}" for k, val in e.body.items() if val not in (None, "", []))
-            self.say(f"{e.at:%d %b %H:%M} {entry_label(e.kind, e.facts):<28} {e.actor}" +
-                     (f" — {summary}" if summary else ""))
-
-
-ENTRY_TYPES = {"question_to_referrer": "question to the referrer", "referrer_answer": "the referrer's answer",
-               "update_requested": "referrer asked for an update", "still_worried": "referrer still worried",
-               "child_matched": "matched to the roll"}
-
-
-def entry_label(kind: str, facts: dict) -> str:
-    """A chronology entry's kind in words, with the fact that says what sort it is."""
-    t = facts.get("type")
-    if t == "checkin":
-        return f"check-in: {notices.CHECKIN_ANSWERS.get(facts.get('answer'), '?')}"
-    if t == "professional_challenge":
-        return f"professional challenge, stage {facts.get('stage')}"
-    if facts.get("step"):
-        return f"social care: {triage.STEP_LABELS.get(facts['step'], facts['step'])}"
-    if kind == "decision":
-        return f"decision: {facts.get('decision', '?').replace('_', ' ')}"
-    return ENTRY_TYPES.get(t, kind.replace("_", " "))
-
-
-def year_label(year_group: str | None) -> str:
-    if not year_group:
-        return "year not known"
-    if year_group.upper() in ("R", "RECEPTION"):
-        return "Reception"
-    return f"Year {year_group}" if year_group.isdigit() else year_group
-
-
-def _validate_only(form: Form, values: dict) -> None:
-    from flows.forms import clean
-
-    clean(form, values)
+        console_desk.queue(self)
 
 
 def run_chat(store: Store, email: str, *, read=input, write=print) -> int:

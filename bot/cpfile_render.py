@@ -8,7 +8,7 @@ from datetime import date, datetime
 from html import escape
 from pathlib import Path
 
-from flows.chronology import ChildFile, FileEntry, decision_label, summarise
+from flows.chronology import ALLEGATIONS_NOTE, ChildFile, FileEntry, decision_label, summarise
 
 DETAIL_LABELS = (
     ("occurred_at", "When it happened"), ("location", "Where"), ("account", "What happened"),
@@ -66,8 +66,7 @@ def _body(f: ChildFile, *, for_pdf: bool = False) -> list[str]:
            f"Share only with those who need it to safeguard the child.</p>",
            f"<p class=\"meta\">Pupil id {_e(f.mis_id)} · date of birth {_e(f.date_of_birth)} · year {_e(f.year_group)} · "
            f"{_e(f.school)}</p>"]
-    if f.withheld:
-        out.append(f"<p><b>{f.withheld} concern(s) about this child are not shown to you.</b></p>")
+    out.append(f"<p class=\"meta\">{escape(ALLEGATIONS_NOTE)}</p>")
     out.append("<h2>Concerns</h2>")
     if not f.concerns:
         out.append("<p>No concerns on file.</p>")

@@ -43,6 +43,7 @@ from tenacity import RetryCallState, wait_exponential, wait_random
 
 from bot.delivery import ConsoleTransport, RecipientUnreachable, TransientDeliveryError, Transport
 from flows import nudge_rules, notices
+from flows.access import told as may_be_told_all
 from storage import chain
 from storage.db import Store
 from storage.models import (DSL_TEAM, Concern, Nudge, OutboxMessage, Person, Role, School, utcnow)
@@ -313,6 +314,8 @@ def _alert_dead(s, msg: OutboxMessage, person: Person, concern, school_id: int |
     trust_id = s.get(School, school_id).trust_id if school_id else person.trust_id
     recipients += [p.id for p in trust_people_with_role(s, trust_id, Role.trust_safeguarding_officer)]
     recipients = [r for r in dict.fromkeys(recipients) if r != msg.recipient_id]
+    if concern is not None:  # never the adult it is about (flows/access.py); the failure escalates it
+        recipients = may_be_told_all(s, concern, recipients, escalated=True)
     ref = concern.reference if concern else None
     about = f" about {ref}" if ref else ""
     payload = {"concern_id": concern.id if concern else None, "reference": ref, "failed_message_id": msg.id,

@@ -194,10 +194,12 @@ def report_queries(conds: list, dialect: str = "postgresql") -> dict:
 
 
 def build_report(store: Store, *, school: str | None = None, trust: str | None = None,
-                 start: datetime | None = None, end: datetime | None = None, now: datetime | None = None) -> dict:
+                 start: datetime | None = None, end: datetime | None = None, now: datetime | None = None,
+                 exclude: list[int] | None = None) -> dict:
     """The report as a plain dict (JSON-ready). ``school`` is a slug: that school's exact
     figures. Otherwise a roll-up with small numbers suppressed, of one ``trust`` (slug) or of
-    every school in the database. ``end`` is exclusive."""
+    every school in the database. ``end`` is exclusive. ``exclude``: concern ids left out of
+    every figure (those a viewer may not handle: ``headline``)."""
     now = now or utcnow()
     with store.session() as s:
         schools = {sc.id: sc for sc in s.scalars(select(School))}
@@ -213,7 +215,8 @@ def build_report(store: Store, *, school: str | None = None, trust: str | None =
             if not match:
                 raise LookupError(f"no trust {trust!r}")
             school_ids = [sid for sid, sc in schools.items() if sc.trust_id == match[0].id]
-        queries = report_queries(_filters(school_ids, start, end), s.get_bind().dialect.name)
+        conds = _filters(school_ids, start, end) + ([Concern.id.not_in(exclude)] if exclude else [])
+        queries = report_queries(conds, s.get_bind().dialect.name)
         data = {name: s.execute(q).all() for name, q in queries.items()}
     report = _compute(data, schools, _Deadlines(schools, trusts), now=now, school=school, start=start, end=end)
     report["scope"]["trust"] = trust if school is None else None
@@ -365,8 +368,13 @@ def _rollup(per_school: dict[int, Counter], schools: dict[int, School]) -> list[
     return out
 
 
-def headline(store: Store, school_id: int, *, now: datetime | None = None) -> dict:
-    """Headline figures for the DSL's Slack App Home (counts only; no names, no content)."""
+def headline(store: Store, school_id: int, *, now: datetime | None = None, viewer_id: int | None = None) -> dict:
+    """Headline figures for the DSL's Slack App Home (counts only; no names, no content).
+    With ``viewer_id``, over the concerns that person may handle (flows/access.py): a figure
+    that counted an allegation about them, or one whose adult is not yet identified, would
+    tell them it exists."""
+    from .access import withheld_ids
+
     now = now or utcnow()
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     last_month_start = (month_start - timedelta(days=1)).replace(day=1)
@@ -375,17 +383,17 @@ def headline(store: Store, school_id: int, *, now: datetime | None = None) -> di
         if school_row is None:
             raise LookupError("no such school")
         slug = school_row.slug
+        hidden = withheld_ids(s, viewer_id, school_id) if viewer_id is not None else []
+        mine = [Concern.school_id == school_id] + ([Concern.id.not_in(hidden)] if hidden else [])
         open_by_status = dict(s.execute(select(Concern.status, func.count()).where(
-            Concern.school_id == school_id, Concern.status != "closed").group_by(Concern.status)).all())
-        this_month = s.scalar(select(func.count()).where(Concern.school_id == school_id,
-                                                         Concern.created_at >= month_start))
-        last_month = s.scalar(select(func.count()).where(Concern.school_id == school_id,
-                                                         Concern.created_at >= last_month_start,
+            *mine, Concern.status != "closed").group_by(Concern.status)).all())
+        this_month = s.scalar(select(func.count()).where(*mine, Concern.created_at >= month_start))
+        last_month = s.scalar(select(func.count()).where(*mine, Concern.created_at >= last_month_start,
                                                          Concern.created_at < month_start))
         awaiting_transfer = s.scalar(select(func.count()).select_from(Transfer).where(
             Transfer.from_school_id == school_id, Transfer.state == "sent"))
-    recent = build_report(store, school=slug, start=now - timedelta(days=30), now=now)
-    open_report = _open_report(store, school_id, now)
+    recent = build_report(store, school=slug, start=now - timedelta(days=30), now=now, exclude=hidden)
+    open_report = _open_report(store, school_id, now, hidden)
     return {
         "open": sum(open_by_status.values()),
         "awaiting_acknowledgement": open_by_status.get("raised", 0),
@@ -400,12 +408,12 @@ def headline(store: Store, school_id: int, *, now: datetime | None = None) -> di
     }
 
 
-def _open_report(store: Store, school_id: int, now: datetime) -> dict:
+def _open_report(store: Store, school_id: int, now: datetime, exclude: list[int]) -> dict:
     """Overdue and statutory figures over the school's open concerns only."""
     with store.session() as s:
         schools = {sc.id: sc for sc in s.scalars(select(School).where(School.id == school_id))}
         trusts = {t.id: t for t in s.scalars(select(Trust))}
-        queries = report_queries([Concern.school_id == school_id, Concern.status != "closed"],
-                                 s.get_bind().dialect.name)
+        queries = report_queries([Concern.school_id == school_id, Concern.status != "closed"]
+                                 + ([Concern.id.not_in(exclude)] if exclude else []), s.get_bind().dialect.name)
         data = {name: s.execute(q).all() for name, q in queries.items()}
     return _compute(data, schools, _Deadlines(schools, trusts), now=now, school="", start=None, end=None)

@@ -83,7 +83,6 @@ class ChildFile:
     siblings: list[SiblingLink] = field(default_factory=list)
     transfers: list[dict] = field(default_factory=list)
     timezone: str = "Europe/London"  # the school's: times are shown in it
-    withheld: int = 0  # concerns this viewer may not open (about themselves): another DSL must
 
     def local(self, when: datetime) -> datetime:
         return when.astimezone(ZoneInfo(self.timezone))
@@ -92,8 +91,7 @@ class ChildFile:
         """Plain text for the terminal chat and the CLI."""
         out = [f"Child protection file: {self.name} ({self.mis_id}), year {self.year_group or '?'}, {self.school}",
                f"{len(self.concerns)} concern(s), {len(self.entries)} chronology entries"]
-        if self.withheld:
-            out.append(f"{self.withheld} concern(s) not shown to you: ask another member of the safeguarding team.")
+        out.append(ALLEGATIONS_NOTE)
         for c in self.concerns:
             out.append(f"  {c.reference}  {self.local(c.created_at):%d/%m/%Y}  {c.status}  {', '.join(c.categories)}"
                        + (f"  decision: {decision_label(c.decision)}" if c.decision else ""))
@@ -107,6 +105,12 @@ class ChildFile:
             out.append(f"  {self.local(e.at):%d/%m/%Y %H:%M}  {e.reference or '—':<14} {e.label:<28} {e.actor}"
                        + (f" — {summarise(e)}" if summarise(e) else ""))
         return out
+
+
+# Shown on every file, whoever opens it: a count of what this viewer may not see would tell the
+# adult a concern is about that there is one.
+ALLEGATIONS_NOTE = ("Concerns about an adult in school are shown only to those who may handle them: never to the "
+                    "adult concerned, and to the headteacher alone while the adult is not yet identified.")
 
 
 def decision_label(code: str | None) -> str:
@@ -215,21 +219,23 @@ def child_file(store: Store, actor_id: int, child_id: int, via: str = "chat", *,
         return load_file(s, store, child, viewer_id=person.id)
 
 
-def visible_concerns(s: Session, child_id: int, viewer_id: int | None) -> tuple[list[Concern], int]:
-    """The child's concerns, oldest first, without those the viewer may not open (an
-    allegation about the viewer themselves), and how many were withheld."""
+def visible_concerns(s: Session, child_id: int, viewer_id: int | None) -> tuple[list[Concern], list[Concern]]:
+    """The child's concerns, oldest first, split into those the viewer may handle and those
+    they may not (flows/access.py: an allegation about the viewer, or one whose adult is not yet
+    identified). What is withheld is never shown or counted to the viewer; callers that move a
+    file on (exports, transfers) tell the people who hold the withheld ones."""
     from .access import may_handle
 
     rows = list(s.exec(select(Concern).where(Concern.child_id == child_id).order_by(Concern.created_at, Concern.id)))
     if viewer_id is None:
-        return rows, 0
+        return rows, []
     shown = [c for c in rows if may_handle(s, viewer_id, c)]
-    return shown, len(rows) - len(shown)
+    return shown, [c for c in rows if c not in shown]
 
 
 def load_file(s: Session, store: Store, child: Child, *, viewer_id: int | None = None) -> ChildFile:
     """Build the file without access checks or auditing (callers do both). Concerns the
-    viewer may not open are left out and counted in ``withheld``."""
+    viewer may not handle are left out, with their entries, and not counted."""
     names: dict[int, str] = {}
 
     def name(pid: int | None) -> str:
@@ -244,7 +250,7 @@ def load_file(s: Session, store: Store, child: Child, *, viewer_id: int | None =
     cf = ChildFile(child_id=child.id, mis_id=child.mis_id, name=child.name or "", date_of_birth=child.date_of_birth,
                    year_group=child.year_group, school=school.name, school_id=school.id,
                    timezone=school.timezone)
-    concerns, cf.withheld = visible_concerns(s, child.id, viewer_id)
+    concerns, _ = visible_concerns(s, child.id, viewer_id)
     refs = {c.id: c.reference for c in concerns}
     for c in concerns:
         cf.concerns.append(ConcernSummary(

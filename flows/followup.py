@@ -14,7 +14,7 @@ from storage.models import Concern, ConcernStatus, EntryKind, Role, utcnow
 from storage.people import people_with_roles
 
 from . import notices, schedule
-from .access import actor, concern_for, is_dsl_team, may_handle, require_handler
+from .access import actor, concern_for, is_dsl_team, may_handle, require_handler, told
 from .errors import FormErrors, NotAllowed
 from .triage import dsl_team_ids, handler_or_routed
 
@@ -47,7 +47,7 @@ def checkin(store: Store, person_id: int, concern_id: int, answer: str, note: st
         chain.audit(s, "concern.checkin", actor_id=person.id, concern_id=concern.id, at=now, details={"answer": answer})
         reassess = answer in ("no_change", "worse")
         if reassess:
-            for rid in _everyone_involved(s, concern):
+            for rid in told(s, concern, _everyone_involved(s, concern)):
                 if rid != person.id:
                     notices.enqueue(s, at=now, kind="reassess", recipient_id=rid, urgent=answer == "worse",
                                     dedupe_key=f"reassess:{concern.id}:{entry.seq}:{rid}",
@@ -69,24 +69,27 @@ def _everyone_involved(s: Session, concern: Concern) -> list[int]:
 
 def still_worried(store: Store, person_id: int, concern_id: int, note: str = "", *,
                   now: datetime | None = None) -> dict:
-    """Escalate: the DSL team is alerted, and the headteacher too when the DSL has not responded
-    or is the subject of the concern."""
+    """Escalate: everyone involved and the DSL team are alerted, and the headteacher too when
+    the DSL has not responded or is the subject of the concern (the chair of governors when the
+    headteacher is); each only if flows/access.py lets them be told (never the adult concerned,
+    and not the DSL team while the adult is not yet identified)."""
     now = now or utcnow()
     with store.session() as s:
         person = actor(s, person_id)
         concern = concern_for(s, concern_id)
         _referrer_or_team(s, person.id, concern)
-        recipients = set(_everyone_involved(s, concern)) | set(dsl_team_ids(s, concern.school_id))
+        candidates = _everyone_involved(s, concern) + dsl_team_ids(s, concern.school_id)
         unanswered = concern.handler_id is None
         subject_is_dsl = concern.subject_person_id is not None and is_dsl_team(s, concern.subject_person_id,
                                                                                  concern.school_id)
         to_head = unanswered or subject_is_dsl
         if to_head:
-            recipients |= {p.id for p in people_with_roles(s, concern.school_id, [Role.headteacher])}
+            candidates += [p.id for p in people_with_roles(s, concern.school_id, [Role.headteacher])]
         if concern.subject_role == "headteacher":
-            recipients -= {p.id for p in people_with_roles(s, concern.school_id, [Role.headteacher])}
-            recipients |= {p.id for p in people_with_roles(s, concern.school_id, [Role.chair_of_governors])}
-        recipients -= {person.id, concern.subject_person_id}
+            candidates += [p.id for p in people_with_roles(s, concern.school_id, [Role.chair_of_governors])]
+        recipients = set(told(s, concern, candidates, escalated=True)) - {person.id}
+        to_head = bool(recipients & {p.id for p in people_with_roles(s, concern.school_id, [Role.headteacher])})
+        to_team = bool(recipients & set(dsl_team_ids(s, concern.school_id)))
         entry = chain.append_entry(s, store.cipher, concern_id=concern.id, child_id=concern.child_id,
                                    kind=EntryKind.escalation, actor_id=person.id, at=now, body={"note": note.strip()},
                                    facts={"type": "still_worried", "to_head": to_head})
@@ -104,7 +107,21 @@ def still_worried(store: Store, person_id: int, concern_id: int, note: str = "",
         concern.last_activity_at = now
         s.add(concern)
         schedule.on_event(s, concern, "escalated", now)
-        return {"reference": concern.reference, "to_head": to_head, "recipients": sorted(recipients)}
+        return {"reference": concern.reference, "to_head": to_head, "to_team": to_team,
+                "recipients": sorted(recipients), "told": _who_words(to_team, to_head, bool(recipients))}
+
+
+def _who_words(to_team: bool, to_head: bool, anyone: bool) -> str:
+    """Whom an escalation reached, as a clause for the person who raised it (never more than it did)."""
+    if to_team and to_head:
+        return "the safeguarding team and the headteacher have been alerted"
+    if to_team:
+        return "the safeguarding team has been alerted"
+    if to_head:
+        return "the headteacher has been alerted"
+    if anyone:
+        return "the people handling this concern have been alerted"
+    return "nobody could be alerted: find the safeguarding lead or the headteacher in person"
 
 
 def request_update(store: Store, person_id: int, concern_id: int, *, now: datetime | None = None) -> None:
@@ -119,7 +136,7 @@ def request_update(store: Store, person_id: int, concern_id: int, *, now: dateti
                                    kind=EntryKind.follow_up, actor_id=person.id, at=now,
                                    facts={"type": "update_requested"})
         chain.audit(s, "concern.update_requested", actor_id=person.id, concern_id=concern.id, at=now)
-        for rid in handler_or_routed(s, concern):
+        for rid in told(s, concern, handler_or_routed(s, concern)):
             notices.enqueue(s, at=now, kind="update_requested", recipient_id=rid,
                             dedupe_key=f"update:{concern.id}:{entry.seq}:{rid}", payload={"concern_id": concern.id})
         schedule.on_event(s, concern, "activity", now)

@@ -13,6 +13,7 @@ from storage.models import Child, Concern, ConcernStatus, School
 from storage.people import siblings_of
 
 from . import taxonomy
+from .access import may_handle
 
 
 @dataclass
@@ -38,19 +39,25 @@ def _past(c: Concern, name: str | None = None) -> PastConcern:
     return PastConcern(c.id, c.reference, c.created_at, list(c.categories), c.status, c.decision_kind, name)
 
 
-def wider_history(s: Session, concern: Concern) -> History:
+def wider_history(s: Session, concern: Concern, viewer_id: int) -> History:
+    """The child's other concerns and their siblings' that ``viewer_id`` may handle
+    (flows/access.py), and the pattern flags computed from those alone: a concern withheld from
+    the viewer (an allegation about them, or one whose adult is not yet identified) shows no
+    reference, category or decision, and moves no count."""
     h = History()
     if concern.child_id is None:
         h.flags.append("The child is not matched to the roll yet, so their earlier history cannot be shown.")
         return h
     child = s.get(Child, concern.child_id)
-    others = list(s.exec(select(Concern).where(Concern.child_id == child.id, Concern.id != concern.id)
-                         .order_by(Concern.created_at)))
+    others = [c for c in s.exec(select(Concern).where(Concern.child_id == child.id, Concern.id != concern.id)
+                                .order_by(Concern.created_at))
+              if may_handle(s, viewer_id, c)]
     h.earlier = [_past(c) for c in others]
     h.open_cases = [_past(c) for c in others if c.status != ConcernStatus.closed]
     for sib in siblings_of(s, child):
         for c in s.exec(select(Concern).where(Concern.child_id == sib.id).order_by(Concern.created_at)):
-            h.siblings.append(_past(c, sib.name))
+            if may_handle(s, viewer_id, c):
+                h.siblings.append(_past(c, sib.name))
     h.flags = pattern_flags(s, concern, others)
     return h
 

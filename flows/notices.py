@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from storage.models import Concern, OutboxMessage, Person, School, utcnow
 
 from . import taxonomy
+from .access import subject_unresolved
 
 # Stable action ids (Slack action_id / Teams verb / terminal menu).
 ACKNOWLEDGE = "acknowledge"
@@ -31,6 +32,7 @@ REQUEST_UPDATE = "request_update"
 REPORT_CONCERN = "report_concern"
 SHARE_OUTCOME = "share_outcome"
 CLOSE = "close"
+IDENTIFY_SUBJECT = "identify_subject"  # the routed recipient says who a typed name means (flows/subject.py)
 
 CHECKIN_ANSWERS = {"improved": "Improved", "no_change": "No change", "worse": "Worse", "dont_know": "Don't know"}
 
@@ -69,12 +71,20 @@ def enqueue(s: Session, *, kind: str, recipient_id: int, dedupe_key: str, payloa
     return msg
 
 
-def _concern_actions(cid: int) -> list[Action]:
+def _concern_actions(cid: int, concern: Concern | None = None) -> list[Action]:
     v = {"concern_id": cid}
-    return [Action(id=ACKNOWLEDGE, label="Acknowledge", value=v, style="primary"),
+    acts = [Action(id=ACKNOWLEDGE, label="Acknowledge", value=v, style="primary"),
             Action(id=OPEN_RECORD, label="Open record", value=v),
             Action(id=RECORD_DECISION, label="Record decision", value=v),
             Action(id=ASK_REFERRER, label="Ask the referrer", value=v)]
+    if concern is not None and subject_unresolved(concern):  # only its routed recipient is told
+        acts.insert(0, Action(id=IDENTIFY_SUBJECT, label="Identify the adult", value=v, style="primary"))
+        acts[1] = acts[1].model_copy(update={"style": None})
+    return acts
+
+
+UNRESOLVED_LINE = ("The referrer typed the adult's name instead of choosing them from the staff list. Say who it "
+                   "is (Identify the adult): until you do, nobody in the safeguarding team can see this concern.")
 
 
 def compose(s: Session, msg: OutboxMessage) -> Notice:
@@ -94,25 +104,31 @@ def compose(s: Session, msg: OutboxMessage) -> Notice:
                  f"Raised by: {_name(s, concern.referrer_id)} at {_local(concern.created_at)}"]
         if concern.about_adult:
             lines.append("This concern is about an adult in school: handle it under the allegations procedure.")
+        if subject_unresolved(concern):
+            lines.append(UNRESOLVED_LINE)
         if concern.needs_child_match:
             lines.append("The child was not found in the roster: match the record when you open it.")
         if urgent:
             lines.insert(0, "URGENT: the referrer says the child is in immediate danger.")
         prefix = "URGENT safeguarding concern" if urgent else "New safeguarding concern"
         return Notice(kind=kind, text=f"{prefix} {ref} needs you", title=prefix, lines=lines,
-                      actions=_concern_actions(cid), concern_id=cid, reference=ref, urgent=urgent)
+                      actions=_concern_actions(cid, concern), concern_id=cid, reference=ref, urgent=urgent)
     if kind == "alert_acknowledged":
         when = _local(datetime.fromisoformat(p["at"]))
         return Notice(kind=kind, text=f"{ref} acknowledged by {name}", title="Safeguarding concern acknowledged",
                       lines=[f"Reference: {ref}", f"Acknowledged by {name} at {when}"],
-                      actions=[a for a in _concern_actions(cid) if a.id != ACKNOWLEDGE],
+                      actions=[a for a in _concern_actions(cid, concern) if a.id != ACKNOWLEDGE],
                       concern_id=cid, reference=ref)
     if kind == "receipt":
         return Notice(kind=kind, text=f"Your safeguarding concern {ref} was received",
                       title="Concern received", concern_id=cid, reference=ref, lines=[
                           f"Thank you. Your concern has been recorded with reference {ref}.",
                           "What happens next: the safeguarding lead has been alerted privately and will "
-                          "decide what to do. You may be asked for more information.",
+                          "decide what to do. You may be asked for more information."
+                          if not (concern and subject_unresolved(concern)) else
+                          "What happens next: you typed the adult's name, so it has gone privately to the "
+                          "headteacher (or the chair of governors), who decides who it is about. You may be "
+                          "asked for more information.",
                           "Do not discuss it with colleagues or investigate yourself. If you become worried "
                           "again, or nothing seems to happen, use “I'm still worried” at any time."],
                       actions=[Action(id=STILL_WORRIED, label="I'm still worried", value=v)])

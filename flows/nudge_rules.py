@@ -43,7 +43,7 @@ from storage import chain
 from storage.types import UTCDateTime
 from storage.models import Concern, ConcernStatus, Nudge, OutboxMessage, Person, Role, RoleAssignment, School, Trust
 
-from . import notices, schedule
+from . import access, notices, schedule
 from .policy import (STATUTORY_STEPS, Policy, add_working_days, add_working_hours, next_working_time, policy_for,
                      statutory_deadline)
 
@@ -333,9 +333,10 @@ def on_concern_event(s: Session, concern: Concern, event: str, now: datetime, in
 
 # --- firing: called by the worker with the due rows locked ----------------------------------
 
-CONCERN_COLUMNS = ("id", "school_id", "reference", "referrer_id", "status", "urgent", "handler_id",
-                   "acknowledged_at", "routed_to", "outcome_shared_at", "closed_at", "last_activity_at",
-                   "created_at", "review_date", "subject_person_id", "subject_role", "decision_kind")
+CONCERN_COLUMNS = tuple(dict.fromkeys((
+    "id", "school_id", "reference", "referrer_id", "status", "urgent", "handler_id", "acknowledged_at", "routed_to",
+    "outcome_shared_at", "closed_at", "last_activity_at", "created_at", "review_date", "subject_person_id",
+    "subject_role", "decision_kind") + access.RULE_COLUMNS))  # the recipients pass flows.access.may_be_told
 NUDGE_COLUMNS = ("id", "kind", "concern_id", "recipient_id", "due_at", "urgent", "step", "payload")
 
 
@@ -354,6 +355,7 @@ class FireContext:
     def __init__(self, s: Session, now: datetime, concerns: list):
         self.s, self.now = s, now
         self._concerns = concerns
+        self._by_id = {c.id: c for c in concerns}
         self._policies: dict[int, Policy] = {}
         self._roles: dict[tuple, list[int]] = {}
         ids: set[int] = set()
@@ -414,6 +416,9 @@ class FireContext:
                 or self.with_roles(c.school_id, (Role.dsl, Role.deputy_dsl)))
 
     def send(self, nudge, kind: str, recipients: Iterable[int], payload: dict, urgent: bool = False) -> int:
+        concern = self._by_id.get(nudge.concern_id)
+        if concern is not None:  # never the adult it is about, whatever rule chose them (flows/access.py)
+            recipients = access.told(self.s, concern, recipients, escalated=True)
         n = 0
         for rid in recipients:
             self.outbox.append({
@@ -457,7 +462,7 @@ def _fire_ack(ctx: FireContext, n, c) -> bool:
     else:
         head = [Role.chair_of_governors] if c.subject_role == "headteacher" else [Role.headteacher]
         recipients = ctx.with_roles(c.school_id, head)
-    recipients = [r for r in recipients if r not in excluded]
+    recipients = access.told(ctx.s, c, [r for r in recipients if r not in excluded], escalated=True)
     urgent = "URGENT " if c.urgent else ""
     raised = local_text(policy, c.created_at)
     if step == 1:
@@ -591,6 +596,7 @@ def pending(s: Session, limit: int = 200) -> list[dict]:
     for n in rows:
         c = concerns.get(n.concern_id)
         ids = _recipients_for_listing(ctx, n, c)
+        ids = access.told(s, c, ids, escalated=True) if c is not None else ids
         emails = dict(s.exec(select(Person.id, Person.email).where(Person.id.in_(ids))).all()) if ids else {}
         out.append({"id": n.id, "due_at": n.due_at.isoformat(), "kind": n.kind, "step": n.step,
                     "what": SC_LABELS.get(n.payload.get("step"), ACK_STEPS.get(n.step)) if n.kind in (ACK, SOCIAL_CARE) else None,

@@ -21,7 +21,7 @@ from storage.models import Child, ChronologyEntry, Concern, Person, QaReview, Ro
 from storage.people import roles_of
 
 from . import wording, wording_record
-from .access import actor, is_dsl_team
+from .access import actor, is_dsl_team, may_handle
 from .chronology import age_on
 from .errors import FormErrors, NotAllowed, NotFound
 
@@ -67,9 +67,12 @@ def sample(store: Store, actor_id: int, *, school: str | None = None, n: int = 5
         person = actor(s, actor_id)
         schools = _schools_for(s, person, school)
         reviewed = set(s.exec(select(QaReview.concern_id)))
-        pool = [cid for cid in s.exec(select(Concern.id).where(
+        # A concern its reviewer may not handle (flows/access.py) is never sampled for them: the
+        # review would name it.
+        pool = [c.id for c in s.exec(select(Concern).where(
             Concern.school_id.in_([sc.id for sc in schools]), Concern.status == "closed",
-            Concern.redacted_at.is_(None)).order_by(Concern.id)) if cid not in reviewed]
+            Concern.redacted_at.is_(None)).order_by(Concern.id))
+            if c.id not in reviewed and (not c.about_adult or may_handle(s, person.id, c))]
         picked = sorted(random.Random(seed).sample(pool, min(n, len(pool))))
         ids = []
         for cid in picked:

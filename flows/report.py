@@ -15,6 +15,7 @@ from storage.db import Store
 from storage.models import Child, Concern, EntryKind, Person, ReferenceCounter, Role, School, utcnow
 
 from . import notices, schedule, taxonomy
+from .access import PICKED, UNRESOLVED, subject_unresolved
 from .errors import FormErrors, NotAllowed, NotInDirectory
 from .forms import Choice, Field, Form, Kind, clean
 from .routing import route
@@ -221,12 +222,19 @@ def _next_reference(s: Session, school: School, year: int) -> str:
     return f"{school.reference_prefix}-{year}-{counter.last:04d}"
 
 
-def receipt_lines(reference: str, urgent: bool) -> list[str]:
-    lines = [f"Your concern has been sent to the safeguarding team. Reference: {reference}.",
-             "What happens next: the designated safeguarding lead will review it and decide what to do. "
-             "You may be asked for more information. You will be told when there is an outcome you need to know.",
-             "Do not investigate further or discuss it with colleagues. If you remain worried, say "
-             "“I'm still worried” at any time."]
+def receipt_lines(reference: str, urgent: bool, *, unresolved: bool = False) -> list[str]:
+    if unresolved:  # only the routed recipient may see it (flows/access.py): say so, not "the DSL"
+        lines = [f"Your concern has been recorded. Reference: {reference}.",
+                 "You typed the adult's name rather than choosing them from the staff list, so it has gone "
+                 "privately to the headteacher (or, where that cannot be, the chair of governors), who decides who "
+                 "it is about. Until then nobody in the safeguarding team can see it. You may be asked for more "
+                 "information."]
+    else:
+        lines = [f"Your concern has been sent to the safeguarding team. Reference: {reference}.",
+                 "What happens next: the designated safeguarding lead will review it and decide what to do. "
+                 "You may be asked for more information. You will be told when there is an outcome you need to know."]
+    lines.append("Do not investigate further or discuss it with colleagues. If you remain worried, say "
+                 "“I'm still worried” at any time.")
     if urgent:
         lines.insert(0, DANGER_ADVICE)
     return lines
@@ -260,7 +268,8 @@ def existing_receipt(store: Store, key: str) -> Receipt | None:
         if c is None:
             return None
         return Receipt(concern_id=c.id, reference=c.reference, urgent=c.urgent,
-                       lines=receipt_lines(c.reference, c.urgent), duplicate=True, recipients=list(c.routed_to))
+                       lines=receipt_lines(c.reference, c.urgent, unresolved=subject_unresolved(c)), duplicate=True,
+                       recipients=list(c.routed_to))
 
 
 def _submit(s: Session, store: Store, referrer_id: int, raw: dict, submission_key, source_link, now) -> Receipt:
@@ -271,9 +280,11 @@ def _submit(s: Session, store: Store, referrer_id: int, raw: dict, submission_ke
     if values["child"].startswith(CHILD_PREFIX):
         child_row = _child_in_school(s, school, values["child"])
     subject_role, subject_person, subject_name = _subject(s, school, values)
+    subject_status = None if subject_role is None else (PICKED if subject_person else UNRESOLVED)
     urgent = bool(values["immediate_danger"])
     routing = route(s, school, referrer_id=referrer.id, subject_role=subject_role,
-                    subject_person_id=subject_person.id if subject_person else None, urgent=urgent)
+                    subject_person_id=subject_person.id if subject_person else None, urgent=urgent,
+                    subject_unresolved=subject_status == UNRESOLVED)
     concern = Concern(
         school_id=school.id, reference=_next_reference(s, school, now.year),
         child_id=child_row.id if child_row else None,
@@ -281,7 +292,7 @@ def _submit(s: Session, store: Store, referrer_id: int, raw: dict, submission_ke
         referrer_id=referrer.id, urgent=urgent, immediate_danger=urgent,
         about_adult=subject_role is not None, subject_role=subject_role,
         subject_person_id=subject_person.id if subject_person else None, subject_name=subject_name,
-        taxonomy_version=taxonomy.current().version, categories=values["categories"],
+        subject_status=subject_status, taxonomy_version=taxonomy.current().version, categories=values["categories"],
         occurred_at=values["occurred_at"], location=values["location"], account=values["account"],
         child_words=values.get("child_words"), child_views=values.get("child_views"),
         worry_history=values.get("worry_history"), action_taken=values.get("action_taken"),
@@ -305,13 +316,15 @@ def _submit(s: Session, store: Store, referrer_id: int, raw: dict, submission_ke
                     payload={"concern_id": concern.id})
     schedule.on_event(s, concern, "raised", now)
     return Receipt(concern_id=concern.id, reference=concern.reference, urgent=urgent,
-                   lines=receipt_lines(concern.reference, urgent), recipients=list(concern.routed_to))
+                   lines=receipt_lines(concern.reference, urgent, unresolved=subject_status == UNRESOLVED),
+                   recipients=list(concern.routed_to))
 
 
 def _subject(s: Session, school: School, values: dict) -> tuple[str | None, Person | None, str | None]:
     """(role, person, name) of the adult a concern is about. The person is known only when the
     referrer picked them from the staff list: a typed name is never matched to someone, since a
-    near miss ("Mrs N. Surname", a typo) would let the adult concerned read it."""
+    near miss ("Mrs N. Surname", a typo) would let the adult concerned read it; such a concern
+    is unresolved (flows/access.py) until its recipient says who it is about."""
     if values["about_adult"] == "no":
         return None, None, None
     role, value = values["about_adult"], values.get("subject") or ""

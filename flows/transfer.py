@@ -30,6 +30,7 @@ from storage.people import siblings_of
 from . import schedule
 from .access import actor, is_dsl_team
 from .chronology import require_dsl_for_child, visible_concerns
+from .withheld import tell_holders
 from .errors import Conflict, FlowError, NotAllowed, NotFound
 
 FORMAT = "safeguarding-bot.transfer-pack"
@@ -86,16 +87,22 @@ def _school_ref(school: School) -> dict:
     return {"slug": school.slug, "name": school.name}
 
 
+PURPOSES = {"export": "exported", "transfer": "sent", "sar": "made a subject access export of"}
+
+
 def build_pack(s: Session, store: Store, child: Child, *, exported_by: int, to_school: str | None,
-               now: datetime) -> dict:
-    """The pack for one child (no access check or audit: the callers do both)."""
+               now: datetime, purpose: str = "export") -> dict:
+    """The pack for one child (no access check or audit: the callers do both), holding the
+    concerns the exporter may handle (flows/access.py). Any other concern is left out without
+    a trace in the pack, which would tell the adult it is about that it exists; instead the
+    people who hold it are told, in the same transaction, that the file went without it."""
     people: dict = {}
     school = s.get(School, child.school_id)
     concerns = []
     shown, withheld = visible_concerns(s, child.id, exported_by)
-    if withheld:
-        raise NotAllowed("Part of this child's file is about you, so you cannot export or transfer it: "
-                         "ask another member of the safeguarding team.")
+    where = f" to {to_school}" if to_school else ""
+    tell_holders(s, withheld, actor_id=exported_by, now=now,
+                 what=f"{PURPOSES.get(purpose, purpose)} the child protection file of the child it is about{where}")
     for c in shown:
         origin = c.origin or {}
         item: dict[str, Any] = {
@@ -158,6 +165,8 @@ def record_export(store: Store, actor_id: int, child_id: int, fmt: str, *, now: 
         person = require_dsl_for_child(s, actor_id, child)
         chain.audit(s, "child.exported", actor_id=person.id, school_id=child.school_id, child_id=child.id, at=now,
                     details={"format": fmt})
+        tell_holders(s, visible_concerns(s, child.id, person.id)[1], actor_id=person.id, now=now,
+                     what=f"exported ({fmt}) the child protection file of the child it is about")
 
 
 def _child(s: Session, child_id: int) -> Child:
@@ -176,8 +185,14 @@ class Sent:
     due: datetime
 
 
-def _latest_concern(s: Session, child_id: int) -> Concern | None:
-    return s.exec(select(Concern).where(Concern.child_id == child_id)
+def _sent_on(s: Session, t: Transfer) -> Concern | None:
+    """The concern whose chronology records the sending (the latest one its sender could see):
+    the confirmation goes beside it, where the same people read it."""
+    for e in s.exec(select(ChronologyEntry).where(ChronologyEntry.child_id == t.child_id,
+                                                  ChronologyEntry.kind == "transfer")):
+        if e.facts.get("type") == "transfer_sent" and e.facts.get("transfer_id") == t.id:
+            return s.get(Concern, e.concern_id)
+    return s.exec(select(Concern).where(Concern.child_id == t.child_id)
                   .order_by(Concern.created_at.desc(), Concern.id.desc())).first()
 
 
@@ -185,8 +200,6 @@ def send(store: Store, actor_id: int, child_id: int, to_school: str, *, now: dat
     """Export the pack and record that it was sent to ``to_school``: chronology entries and
     audit events for the export and the sending, and a nudge to the sender if the receiving
     school has not confirmed receipt within ``nudges.transfer_confirm_working_days``."""
-    from .policy import add_working_days, policy_for
-
     now = now or utcnow()
     to_school = (to_school or "").strip()
     if not to_school:
@@ -194,40 +207,52 @@ def send(store: Store, actor_id: int, child_id: int, to_school: str, *, now: dat
     with store.session() as s:
         child = _child(s, child_id)
         person = require_dsl_for_child(s, actor_id, child)
-        latest = _latest_concern(s, child.id)
-        if latest is None:
-            raise Conflict("This child has no concerns on file: there is no child protection file to transfer.")
-        pack = build_pack(s, store, child, exported_by=person.id, to_school=to_school, now=now)
-        t = Transfer(child_id=child.id, from_school_id=child.school_id, to_school=to_school,
-                     pack_hash=pack["content_sha256"], exported_by=person.id, exported_at=now, sent_at=now,
-                     state="sent")
-        s.add(t)
-        s.flush()
-        for kind, what in (("transfer_exported", "Transfer pack exported"), ("transfer_sent", "Transfer pack sent")):
-            chain.append_entry(s, store.cipher, concern_id=latest.id, child_id=child.id, kind="transfer",
-                               actor_id=person.id, at=now, body={"text": f"{what} to {to_school}.", "to_school": to_school},
-                               facts={"type": kind, "transfer_id": t.id, "pack_sha256": t.pack_hash})
-            chain.audit(s, f"transfer.{kind.split('_')[1]}", actor_id=person.id, school_id=child.school_id,
-                        child_id=child.id, concern_id=latest.id, at=now,
-                        details={"transfer_id": t.id, "pack_sha256": t.pack_hash})
-        school = s.get(School, child.school_id)
-        pol = policy_for(school, s.get(Trust, school.trust_id))
-        days = pol.nudges.transfer_confirm_working_days
-        due = add_working_days(pol, now, days)
-        # Not tied to a concern: the worker drops nudges of closed concerns, and a file is
-        # usually transferred with its concerns closed.
-        s.add(Nudge(kind=NUDGE_KIND, concern_id=None, recipient_id=person.id, due_at=due,
-                    dedupe_key=f"{NUDGE_KIND}:{t.id}",
-                    payload={"transfer_id": t.id,
-                             "title": "A child protection file transfer is not confirmed",
-                             "text": f"Transfer {t.id}, sent {now:%d/%m/%Y}, has no confirmation of receipt after "
-                                     f"{days} school days.",
-                             "lines": ["Ask the receiving school's DSL to confirm they have received the file.",
-                                       f"Then record it: safeguarding-bot transfer confirm {t.id} --by \"name, role\"."]}))
-        latest.last_activity_at = now
-        s.add(latest)
-        schedule.on_event(s, latest, "transfer_exported", now, transfer_id=t.id)
-        return Sent(transfer_id=t.id, pack=pack, due=due)
+        shown, withheld = visible_concerns(s, child.id, person.id)
+        if shown:
+            return _send(s, store, person, child, shown[-1], to_school, now)
+        # Nothing this sender may handle: answered as for a child with no file at all (anything
+        # else would tell the adult a withheld concern is about that it exists); its holders are told.
+        tell_holders(s, withheld, actor_id=person.id, now=now,
+                     what=f"tried to send the child protection file of the child it is about to {to_school}")
+    raise Conflict("This child has no concerns on file: there is no child protection file to transfer.")
+
+
+def _send(s: Session, store: Store, person: Person, child: Child, latest: Concern, to_school: str,
+          now: datetime) -> Sent:
+    """The transfer's entries go on the latest concern the sender may handle."""
+    from .policy import add_working_days, policy_for
+
+    pack = build_pack(s, store, child, exported_by=person.id, to_school=to_school, now=now, purpose="transfer")
+    t = Transfer(child_id=child.id, from_school_id=child.school_id, to_school=to_school,
+                 pack_hash=pack["content_sha256"], exported_by=person.id, exported_at=now, sent_at=now,
+                 state="sent")
+    s.add(t)
+    s.flush()
+    for kind, what in (("transfer_exported", "Transfer pack exported"), ("transfer_sent", "Transfer pack sent")):
+        chain.append_entry(s, store.cipher, concern_id=latest.id, child_id=child.id, kind="transfer",
+                           actor_id=person.id, at=now, body={"text": f"{what} to {to_school}.", "to_school": to_school},
+                           facts={"type": kind, "transfer_id": t.id, "pack_sha256": t.pack_hash})
+        chain.audit(s, f"transfer.{kind.split('_')[1]}", actor_id=person.id, school_id=child.school_id,
+                    child_id=child.id, concern_id=latest.id, at=now,
+                    details={"transfer_id": t.id, "pack_sha256": t.pack_hash})
+    school = s.get(School, child.school_id)
+    pol = policy_for(school, s.get(Trust, school.trust_id))
+    days = pol.nudges.transfer_confirm_working_days
+    due = add_working_days(pol, now, days)
+    # Not tied to a concern: the worker drops nudges of closed concerns, and a file is
+    # usually transferred with its concerns closed.
+    s.add(Nudge(kind=NUDGE_KIND, concern_id=None, recipient_id=person.id, due_at=due,
+                dedupe_key=f"{NUDGE_KIND}:{t.id}",
+                payload={"transfer_id": t.id,
+                         "title": "A child protection file transfer is not confirmed",
+                         "text": f"Transfer {t.id}, sent {now:%d/%m/%Y}, has no confirmation of receipt after "
+                                 f"{days} school days.",
+                         "lines": ["Ask the receiving school's DSL to confirm they have received the file.",
+                                   f"Then record it: safeguarding-bot transfer confirm {t.id} --by \"name, role\"."]}))
+    latest.last_activity_at = now
+    s.add(latest)
+    schedule.on_event(s, latest, "transfer_exported", now, transfer_id=t.id)
+    return Sent(transfer_id=t.id, pack=pack, due=due)
 
 
 def confirm(store: Store, actor_id: int, transfer_id: int, confirmed_by: str, *, at: datetime | None = None,
@@ -261,7 +286,7 @@ def _confirm(s: Session, store: Store, person: Person, t: Transfer, confirmed_by
         raise Conflict(f"Transfer {t.id} was already confirmed on {t.confirmed_at:%d/%m/%Y} by {t.confirmed_by}.")
     t.state, t.confirmed_at, t.confirmed_by = "confirmed", at, confirmed_by
     s.add(t)
-    latest = _latest_concern(s, t.child_id)
+    latest = _sent_on(s, t)
     if latest is not None:
         chain.append_entry(s, store.cipher, concern_id=latest.id, child_id=t.child_id, kind="transfer",
                            actor_id=person.id, at=now,

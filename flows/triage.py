@@ -1,26 +1,24 @@
-"""What the DSL (or the routed recipient) does with a concern: acknowledge, open the record,
-ask the referrer, note, decide with reasons, refer, share an outcome, close."""
+"""What the DSL (or the routed recipient) does with a concern: acknowledge, open the record
+(flows/record.py), ask the referrer, note, decide with reasons, refer, share an outcome, close.
+Saying who a typed adult's name means is flows/subject.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
 from storage import chain
 from storage.db import Store
-from storage.models import (DSL_TEAM, Child, ChronologyEntry, Concern, ConcernStatus, EntryKind, Person, School,
-                            utcnow)
+from storage.models import DSL_TEAM, Child, ChronologyEntry, Concern, ConcernStatus, EntryKind, School, utcnow
 from storage.people import people_with_roles
 
-from . import notices, schedule, taxonomy
-from .access import actor, concern_for, require_handler, require_referrer
+from . import notices, schedule
+from .access import require_handler, require_referrer, told
 from .errors import Conflict, FormErrors
 from .forms import Choice, Field, Form, Kind, clean
-from .history import History, wider_history
+from .record import EntryView, RecordView, _person_name, open_record  # noqa: F401 (the transports' names)
 
 DECISIONS = (
     Choice(value="no_further_action", label="No further action"),
@@ -78,35 +76,6 @@ def decision_form() -> Form:
     ))
 
 
-@dataclass
-class EntryView:
-    seq: int
-    kind: str
-    at: datetime
-    actor: str
-    body: dict
-    facts: dict
-
-
-@dataclass
-class RecordView:
-    concern_id: int
-    reference: str
-    status: str
-    urgent: bool
-    school: str
-    child_name: str
-    child_matched: bool
-    child_year: str | None
-    referrer: str
-    handler: str | None
-    categories: list[str]
-    details: dict[str, Any]
-    entries: list[EntryView] = field(default_factory=list)
-    history: History = field(default_factory=History)
-    review_date: date | None = None
-
-
 def _touch(concern: Concern, now: datetime) -> None:
     concern.last_activity_at = now
 
@@ -115,13 +84,6 @@ def _entry(s: Session, store: Store, concern: Concern, kind: str, actor_id: int,
            body: dict | None = None, facts: dict | None = None) -> ChronologyEntry:
     return chain.append_entry(s, store.cipher, concern_id=concern.id, child_id=concern.child_id, kind=kind,
                               actor_id=actor_id, at=now, body=body, facts=facts)
-
-
-def _person_name(s: Session, person_id: int | None) -> str | None:
-    if not person_id:
-        return None
-    p = s.get(Person, person_id)
-    return (p.name or p.email) if p else None
 
 
 def acknowledge(store: Store, actor_id: int, concern_id: int, *, now: datetime | None = None) -> RecordView | dict:
@@ -143,48 +105,12 @@ def acknowledge(store: Store, actor_id: int, concern_id: int, *, now: datetime |
         _entry(s, store, concern, EntryKind.acknowledged, person.id, now)
         chain.audit(s, "concern.acknowledged", actor_id=person.id, school_id=concern.school_id,
                     concern_id=concern.id, at=now)
-        for rid in concern.routed_to:
+        for rid in told(s, concern, concern.routed_to):
             notices.enqueue(s, at=now, kind="alert_acknowledged", recipient_id=rid, dedupe_key=f"acked:{concern.id}:{rid}",
                             payload={"concern_id": concern.id, "by_id": person.id, "at": now.isoformat()})
         schedule.on_event(s, concern, "acknowledged", now)
         return {"acknowledged_by": person.name or person.email, "at": now, "already": False,
                 "reference": concern.reference}
-
-
-def open_record(store: Store, actor_id: int, concern_id: int, *, via: str = "chat",
-                now: datetime | None = None) -> RecordView:
-    """The whole record with the child's wider history. The opening itself is recorded."""
-    now = now or utcnow()
-    with store.session() as s:
-        person, concern = require_handler(s, actor_id, concern_id)
-        _entry(s, store, concern, EntryKind.viewed, person.id, now, facts={"via": via})
-        chain.audit(s, "record.opened", actor_id=person.id, school_id=concern.school_id, concern_id=concern.id,
-                    child_id=concern.child_id, at=now, details={"via": via})
-        return _view(s, store, concern)
-
-
-def _view(s: Session, store: Store, concern: Concern) -> RecordView:
-    child = s.get(Child, concern.child_id) if concern.child_id else None
-    entries = [EntryView(seq=e.seq, kind=e.kind, at=e.at, actor=_person_name(s, e.actor_id) or "system",
-                         body=chain.read_body(store.cipher, e), facts=e.facts)
-               for e in s.exec(select(ChronologyEntry).where(ChronologyEntry.concern_id == concern.id)
-                               .order_by(ChronologyEntry.seq))]
-    details = {
-        "occurred_at": concern.occurred_at, "location": concern.location, "account": concern.account,
-        "child_words": concern.child_words, "child_views": concern.child_views,
-        "worry_history": concern.worry_history, "others_involved": concern.others_involved,
-        "action_taken": concern.action_taken, "immediate_danger": concern.immediate_danger,
-        "about_adult": concern.subject_role, "subject_name": concern.subject_name,
-        "source_link": concern.source_link, "decision": concern.decision_kind,
-    }
-    return RecordView(
-        concern_id=concern.id, reference=concern.reference, status=concern.status, urgent=concern.urgent,
-        school=s.get(School, concern.school_id).name,
-        child_name=child.name if child else f"{concern.child_name_given} (not matched to the roll)",
-        child_matched=child is not None, child_year=child.year_group if child else None,
-        referrer=_person_name(s, concern.referrer_id) or "?", handler=_person_name(s, concern.handler_id),
-        categories=[taxonomy.label(c, concern.taxonomy_version) for c in concern.categories],
-        details=details, entries=entries, history=wider_history(s, concern), review_date=concern.review_date)
 
 
 def match_child(store: Store, actor_id: int, concern_id: int, child_id: int, *, now: datetime | None = None) -> None:
@@ -272,7 +198,7 @@ def answer_referrer_question(store: Store, referrer_id: int, concern_id: int, an
         entry = _entry(s, store, concern, EntryKind.follow_up, person.id, now, body={"answer": answer.strip()},
                        facts={"type": "referrer_answer", "question_seq": question_seq})
         chain.audit(s, "concern.question_answered", actor_id=person.id, concern_id=concern.id, at=now)
-        for rid in handler_or_routed(s, concern):
+        for rid in told(s, concern, handler_or_routed(s, concern)):
             notices.enqueue(s, at=now, kind="info_answered", recipient_id=rid, dedupe_key=f"answer:{concern.id}:{entry.seq}:{rid}",
                             payload={"concern_id": concern.id})
         _touch(concern, now)

@@ -137,6 +137,9 @@ class Concern(SQLModel, table=True):
     subject_role: Optional[str] = None  # staff | volunteer | headteacher | other_adult
     subject_person_id: Optional[int] = Field(default=None, foreign_key="person.id")
     subject_name: Optional[str] = _enc()
+    # How the subject is known (flows/access.py): picked | unresolved (a typed name: only the
+    # routed recipient may see it until they decide) | identified | not_listed.
+    subject_status: Optional[str] = Field(default=None, sa_column=Column(String(20), nullable=True))
     taxonomy_version: str
     categories: list = _json(list)
     occurred_at: Optional[datetime] = _when()

@@ -9,10 +9,10 @@ import pytest
 from sqlmodel import select
 
 from flows import transfer
-from flows.chronology import child_file, find_child
+from flows.chronology import ALLEGATIONS_NOTE, child_file, find_child
 from flows.errors import Conflict, NotAllowed
 from storage.chain import verify
-from storage.models import AuditEvent, Child, Concern, Nudge, Person, Transfer
+from storage.models import AuditEvent, Child, Concern, Nudge, OutboxMessage, Person, Transfer
 
 from .cpfile_support import T0, build_world, full_history, second_store
 from .conftest import run_cli
@@ -267,13 +267,22 @@ def test_a_dsl_never_sees_an_allegation_about_themselves_in_the_file(store, worl
         allegation = s.exec(select(Concern).where(Concern.about_adult)).one()
         assert allegation.subject_person_id == world.dsl and allegation.child_id == world.child
     mine = child_file(store, world.dsl, world.child)
-    assert [c.reference for c in mine.concerns] == ["SG-2026-0001", "SG-2026-0002"] and mine.withheld == 1
+    assert [c.reference for c in mine.concerns] == ["SG-2026-0001", "SG-2026-0002"]
     assert all(e.concern_id != allegation.id for e in mine.entries)
-    assert "not shown to you" in "\n".join(mine.lines())
     deputy = child_file(store, world.deputy, world.child)
-    assert allegation.reference in [c.reference for c in deputy.concerns] and deputy.withheld == 0
-    with pytest.raises(NotAllowed):
-        transfer.export_pack(store, world.dsl, world.child)
+    assert allegation.reference in [c.reference for c in deputy.concerns]
+    # Nothing tells the adult concerned that something is missing: no count, and the same note
+    # on every file, whoever opens it.
+    assert not hasattr(mine, "withheld")
+    assert [l for l in mine.lines() if "not shown" in l or "withheld" in l] == []
+    assert ALLEGATIONS_NOTE in mine.lines() and ALLEGATIONS_NOTE in deputy.lines()
+    # Their export leaves it out without a trace; the headteacher, who holds it, is told.
+    pack = transfer.export_pack(store, world.dsl, world.child)
+    assert [c["reference"] for c in pack["concerns"]] == ["SG-2026-0001", "SG-2026-0002"]
+    assert allegation.reference not in json.dumps(pack)
+    with store.session() as s:
+        told = s.exec(select(OutboxMessage).where(OutboxMessage.kind == "left_without")).all()
+        assert [(m.recipient_id, m.payload["concern_id"]) for m in told] == [(world.head, allegation.id)]
     assert len(transfer.export_pack(store, world.deputy, world.child)["concerns"]) == 3
 
 

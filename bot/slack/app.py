@@ -25,7 +25,7 @@ from flows.errors import FlowError, FormErrors
 from storage import idempotency
 from storage.db import Store
 
-from . import ids, render
+from . import identify, ids, render
 from .identity import Directory
 
 log = logging.getLogger(__name__)
@@ -244,8 +244,9 @@ class SlackHandlers:
         found = await to_thread(report.search_staff, self.store, pid, typed)
         opts = [{"text": {"type": "plain_text", "text": render.cut(label, 75)}, "value": value}
                 for value, label in found]
-        opts.append({"text": {"type": "plain_text", "text": render.cut(f"Not on the staff list: “{typed}”", 75)},
-                     "value": typed[:150]})
+        if (body.get("view") or {}).get("callback_id") != ids.VIEW_IDENTIFY:  # that form asks "not listed" itself
+            opts.append({"text": {"type": "plain_text", "text": render.cut(f"Not on the staff list: “{typed}”", 75)},
+                         "value": typed[:150]})
         return opts
 
     async def on_field_change(self, ack, body, client) -> None:
@@ -259,6 +260,8 @@ class SlackHandlers:
                                       metadata=md)
         elif view.get("callback_id") == ids.VIEW_DECISION:
             new = render.flow_form_modal(triage.decision_form(), ids.VIEW_DECISION, values=raw, metadata=md)
+        elif view.get("callback_id") == ids.VIEW_IDENTIFY:
+            new = identify.identify_modal(md, raw, render.selected_labels(view))
         else:
             return
         await client.views_update(view_id=view["id"], hash=view.get("hash"), view=new)
@@ -485,7 +488,7 @@ class SlackHandlers:
         dsl = queries.is_dsl_team(self.store, pid)
         return {"name": name, "reports": queries.my_reports(self.store, pid),
                 "queue": queries.dsl_queue(self.store, pid) if dsl else None,
-                "figures": analytics.headline(self.store, school_id) if dsl and school_id else None}
+                "figures": analytics.headline(self.store, school_id, viewer_id=pid) if dsl and school_id else None}
 
     async def publish_home(self, client, body: dict, user_id: str) -> None:
         pid = await self.directory.person_id(client, _team(body) or body.get("team_id"), user_id)
@@ -589,6 +592,7 @@ def build_app(settings, store: Store) -> AsyncApp:
                                                "they are worried, which reopens it.")
 
     app.action(ids.MATCH_CHILD)(h.match_child)
+    identify.register(app, h, store)  # "Identify the adult"
 
     def _match(pid, md, raw):
         value = raw.get("child") or ""
@@ -637,9 +641,8 @@ def build_app(settings, store: Store) -> AsyncApp:
         await h.one_click(ack, body, client, notices.STILL_WORRIED,
                           lambda pid, v: followup.still_worried(store, pid, v["concern_id"]),
                           "You are still worried: the team has been told",
-                          lambda out: f"{out['reference']}: the safeguarding team"
-                                      f"{' and the headteacher' if out.get('to_head') else ''} have been alerted "
-                                      "that you are still worried. If a child is in immediate danger, call 999.")
+                          lambda out: f"{out['reference']}: {out['told']} that you are still worried. "
+                                      "If a child is in immediate danger, call 999.")
 
     @app.action(notices.REQUEST_UPDATE)
     async def on_request_update(ack, body, client):

@@ -27,15 +27,16 @@ VIEW_SHARE = "share_outcome_modal"
 VIEW_CLOSE = "close_concern_modal"
 VIEW_NOTE = "add_note_modal"
 VIEW_MATCH = "match_child_modal"
+VIEW_IDENTIFY = "identify_subject_modal"  # "Identify the adult" (bot/slack/identify.py)
 
 # Block action ids: the stable notice action ids, plus our own.
 NOTICE_ACTIONS = (notices.ACKNOWLEDGE, notices.OPEN_RECORD, notices.RECORD_DECISION, notices.ASK_REFERRER,
                   notices.ANSWER_QUESTION, notices.CHECKIN, notices.STILL_WORRIED, notices.REQUEST_UPDATE,
-                  notices.REPORT_CONCERN, notices.SHARE_OUTCOME, notices.CLOSE)
+                  notices.REPORT_CONCERN, notices.SHARE_OUTCOME, notices.CLOSE, notices.IDENTIFY_SUBJECT)
 ADD_NOTE = "add_note"
 MATCH_CHILD = "match_child"
 OPEN_CHILD_FILE = "open_child_file"  # from the record: the child's whole file across concerns
 VIEW_CHILD_FILE = "child_file_modal"
 FIELD_PREFIX = "f."  # action ids of form inputs: f.<field name>
 CHILD_ACTION = FIELD_PREFIX + "child"  # the external_select answered from the roster
-STAFF_ACTION = FIELD_PREFIX + "subject"  # the report's "Which adult?", answered from the staff list
+STAFF_ACTION = FIELD_PREFIX + "subject"  # the report's "Which adult?" (and "Identify the adult"), from the staff list

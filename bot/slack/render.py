@@ -344,6 +344,12 @@ def record_modal(rec, *, can_act: bool = True) -> dict:
             block_id="match", text=MarkdownTextObject(text=":warning: The child is not matched to the school roll yet."),
             accessory=ButtonElement(text="Match to a pupil", action_id=ids.MATCH_CHILD,
                                     value=json.dumps({"concern_id": rec.concern_id}))))
+    if can_act and getattr(rec, "subject_unresolved", False):
+        blocks.append(SectionBlock(
+            block_id="identify", text=MarkdownTextObject(text=":warning: The referrer typed the adult's name: say who "
+                                                              "it is. Until then the safeguarding team cannot see it."),
+            accessory=ButtonElement(text="Identify the adult", action_id="identify_subject", style="primary",
+                                    value=json.dumps({"concern_id": rec.concern_id}))))
     if can_act:
         v = json.dumps({"concern_id": rec.concern_id})
         blocks.append(ActionsBlock(block_id="record_actions", elements=[

@@ -38,10 +38,12 @@ ANSWER_SUBMIT = "answer_submit"
 SHARE_SUBMIT = "share_submit"
 CLOSE_SUBMIT = "close_submit"
 NOTE_SUBMIT = "note_submit"
+IDENTIFY_SUBMIT = "identify_subject_submit"
 ADD_NOTE = "add_note"
 HIDE_RECORD = "hide_record"
 CHILD_SEARCH_DATASET = "children"  # Teams' dynamic typeahead (application/search) for the child picker
 STAFF_SEARCH_DATASET = "staff"     # ... and for the report's "Which adult?" picker
+STAFF_ONLY_DATASET = "staff_only"  # ... and "Identify the adult" (no "not on the list" entry: it asks that itself)
 STAFF_LISTED = 100                 # staff offered without searching (clients with no typeahead)
 TYPED_SUFFIX = ".typed"            # a person picker's "not on the list" text box
 
@@ -332,6 +334,30 @@ def _handler_actions(cid: int) -> list[ExecuteAction]:
             execute("Hide record", HIDE_RECORD, concern_id=cid)]
 
 
+def identify_card(form: Form, reference: str, typed: str, cid: int, staff: list[tuple[str, str]],
+                  values: dict | None = None, errors: dict | None = None) -> AdaptiveCard:
+    """"Identify the adult" (flows/subject.py): on the staff list (who) or not, and why."""
+    values, errors = values or {}, errors or {}
+    body: list = [text(f"{reference}: the referrer wrote “{typed}”.", weight="Bolder"), text(form.intro, is_subtle=True)]
+    if errors:
+        body.append(text("Some answers need changing: see the messages under them.", color="Attention"))
+    for f in form.fields:
+        if f.kind != Kind.person:
+            body += field_inputs(f, values, errors)
+            continue
+        picked = _value(values, f.name)
+        body.append(ChoiceSetInput(id=f.name, label=_label(f), style="filtered", wrap=True, value=picked,
+                                   choices=[CardChoice(title=label, value=value) for value, label in staff[:STAFF_LISTED]]
+                                   or [CardChoice(title="(search by name)", value="")],
+                                   choices_data=QueryData(dataset=STAFF_ONLY_DATASET)))
+        body.append(text(f.help, is_subtle=True, size="Small", spacing="None"))
+        if errors.get(f.name):
+            body.append(text(errors[f.name], color="Attention", spacing="Small"))
+    return card(form.title, body, [execute(form.submit_label, IDENTIFY_SUBMIT, style="primary", concern_id=cid),
+                                   execute("Cancel", HIDE_RECORD, concern_id=cid)],
+                fallback=f"Identify the adult: {reference}")
+
+
 def record_card(rec) -> AdaptiveCard:
     """The whole record (flows.triage.RecordView) for the DSL, in their 1:1 chat only."""
     facts = [Fact(title="Reference", value=rec.reference), Fact(title="Status", value=rec.status),
@@ -361,8 +387,13 @@ def record_card(rec) -> AdaptiveCard:
     if items:
         body.append(text(f"Wider history: {len(items)} earlier item(s) for this child or their siblings.",
                          is_subtle=True))
-    return card(f"Record {rec.reference}", body, _handler_actions(rec.concern_id),
-                fallback=f"Safeguarding record {rec.reference}")
+    acts = _handler_actions(rec.concern_id)
+    if getattr(rec, "subject_unresolved", False):
+        body.insert(0, text("The referrer typed the adult's name: say who it is. Until then the safeguarding team "
+                            "cannot see this concern.", color="Attention"))
+        acts.insert(0, execute("Identify the adult", notices.IDENTIFY_SUBJECT, style="primary",
+                               concern_id=rec.concern_id))
+    return card(f"Record {rec.reference}", body, acts, fallback=f"Safeguarding record {rec.reference}")
 
 
 def decision_card(form: Form, reference: str, cid: int, values: dict | None = None,

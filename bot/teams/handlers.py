@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from sqlalchemy.exc import IntegrityError
 
-from flows import followup, notices, queries, report, triage
+from flows import followup, notices, queries, report, subject, triage
 from flows.access import require_handler
 from flows.errors import FlowError, FormErrors
 from storage import idempotency
@@ -97,6 +97,7 @@ class TeamsHandlers:
             notices.ANSWER_QUESTION: self.answer_form, cards.ANSWER_SUBMIT: self.answer_submit,
             notices.CHECKIN: self.checkin, notices.STILL_WORRIED: self.still_worried,
             notices.REQUEST_UPDATE: self.request_update,
+            notices.IDENTIFY_SUBJECT: self.identify_form, cards.IDENTIFY_SUBMIT: self.identify_submit,
         }
 
     # ------------------------------------------------------------ plumbing
@@ -283,10 +284,12 @@ class TeamsHandlers:
                 found = await to_thread(self._children, pid, query)
                 results = [SearchInvokeResult(title=label, value=value) for value, label in found]
                 results.append(SearchInvokeResult(title=f"Not on the roll: “{query}”", value=query))
-            elif pid is not None and dataset == cards.STAFF_SEARCH_DATASET and len(query) >= 2:
+            elif pid is not None and dataset in (cards.STAFF_SEARCH_DATASET, cards.STAFF_ONLY_DATASET) \
+                    and len(query) >= 2:
                 found = await to_thread(report.search_staff, self.store, pid, query)
                 results = [SearchInvokeResult(title=label, value=value) for value, label in found]
-                results.append(SearchInvokeResult(title=f"Not on the staff list: “{query}”", value=query))
+                if dataset == cards.STAFF_SEARCH_DATASET:
+                    results.append(SearchInvokeResult(title=f"Not on the staff list: “{query}”", value=query))
         except Exception as exc:
             log.error("teams: child search failed (%s)", type(exc).__name__)
         return SearchInvokeResponse(value=SearchInvokeResponseValue(results=results))
@@ -480,6 +483,8 @@ class TeamsHandlers:
                 notices.Action(id=notices.OPEN_RECORD, label="Open record", value=v),
                 notices.Action(id=notices.RECORD_DECISION, label="Record decision", value=v),
                 notices.Action(id=notices.ASK_REFERRER, label="Ask the referrer", value=v)]
+        if subject.may_identify(self.store, pid, cid):
+            acts.insert(0, notices.Action(id=notices.IDENTIFY_SUBJECT, label="Identify the adult", value=v))
         return Reply(cards.message("Safeguarding concern", [f"Reference: {ref}", "Not acknowledged yet."],
                                    cards.notice_actions(acts), fallback=f"Safeguarding concern {ref}"))
 
@@ -594,6 +599,33 @@ class TeamsHandlers:
                                  call=lambda cid, v: triage.add_entry(self.store, pid, cid, "note", v),
                                  form_kw=self.NOTE)
 
+    def identify_form(self, pid, data, where) -> Reply:
+        """"Identify the adult": the routed recipient of a concern whose adult was typed, not picked."""
+        p = subject.pending(self.store, pid, self._cid(data))
+        c = cards.identify_card(subject.identify_form(), p["reference"], p["typed"], p["concern_id"], self._staff(pid))
+        _stamp_nonce(c, self._nonce())
+        return Reply(c)
+
+    def identify_submit(self, pid, data, where) -> Reply:
+        cid = self._cid(data)
+        form = subject.identify_form()
+        raw = cards.read_values(form, data)
+
+        def call() -> Reply:
+            try:
+                out = subject.identify_from_form(self.store, pid, cid, raw)
+            except FormErrors as exc:
+                p = subject.pending(self.store, pid, cid)
+                c = cards.identify_card(form, p["reference"], p["typed"], cid, self._staff(pid), data, exc.errors)
+                _stamp_nonce(c, str(data.get("n") or self._nonce()))
+                raise _Rerender(Reply(c)) from None
+            line = subject.outcome_line(out)
+            if not out["still_yours"]:
+                return Reply(cards.message("Adult identified", [line], fallback="Adult identified"))
+            return self._done(cid, "Adult identified", line)
+
+        return self._once_form(data, "identify", cid, call, "Adult identified")
+
     # ------------------------------------------------------------ the referrer's side
 
     ANSWER = dict(title="Answer the safeguarding lead", label="Your answer", verb=cards.ANSWER_SUBMIT,
@@ -648,9 +680,8 @@ class TeamsHandlers:
         cid = self._cid(data)
 
         def done(out) -> Reply:
-            who = "the safeguarding team" + (" and the headteacher" if out.get("to_head") else "")
             return Reply(cards.message("You are still worried: the team has been told",
-                                       [f"{out['reference']}: {who} have been alerted that you are still worried.",
+                                       [f"{out['reference']}: {out['told']} that you are still worried.",
                                         "If a child is in immediate danger, call 999."],
                                        fallback="The safeguarding team has been told"))
 
